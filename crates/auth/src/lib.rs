@@ -1,0 +1,1 @@
+//! trailvault-auth (work in progress).

@@ -1,0 +1,34 @@
+use trailvault_model::Normalized;
+
+/// One record read from a source file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRecord {
+    /// The record exactly as it appeared in the (decompressed) input. For a JSON array member
+    /// such as a CloudTrail record this is the member's own byte span.
+    pub raw: String,
+    /// Byte offset of `raw` in the decompressed input.
+    pub offset: u64,
+    /// 1-based line number where the record starts.
+    pub line: u64,
+    pub normalized: Normalized,
+}
+
+/// A record the parser could not read. Kept with its raw bytes so nothing is silently dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub offset: u64,
+    pub line: u64,
+    /// Why, in lowercase words: what was expected and what was found.
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+/// Everything a parser made of one input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParseOutput {
+    pub records: Vec<ParsedRecord>,
+    pub rejections: Vec<Rejection>,
+    /// Lines deliberately skipped because they are not records (headers, ELB's control line,
+    /// blank lines). Counted so the summary can account for every line.
+    pub skipped: u64,
+}

@@ -1,0 +1,1 @@
+//! trailvault-integrity (work in progress).

@@ -1,0 +1,1 @@
+//! trailvault-monitor (work in progress).

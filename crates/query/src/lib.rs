@@ -1,0 +1,1 @@
+//! trailvault-query (work in progress).

@@ -1,0 +1,506 @@
+//! The sealed segment: an immutable Parquet file (zstd) holding the events of one log group
+//! for one hour of event time.
+//!
+//! On-disk format (version [`SEGMENT_FORMAT_VERSION`], recorded in the Parquet key-value
+//! metadata under [`FORMAT_VERSION_KEY`]):
+//! - rows sorted by (stream, timestamp, seq), so one stream is a contiguous run;
+//! - core columns `seq`, `log_group`, `log_stream`, `timestamp`, `ingestion_time` (UTC ms
+//!   timestamps) and `message` (the raw record, byte-exact);
+//! - normalized columns named as in [`NORMALIZED_COLUMNS`], all nullable, `resources` and
+//!   `parsed` as JSON text.
+//!
+//! Parquet's own page checksums and footer guard the bytes; the integrity chain hashes the
+//! whole file. Decoding asserts the version and the schema, and fails loudly on anything else.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
+
+pub const SEGMENT_FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION_KEY: &str = "trailvault.segment.version";
+/// Rows per Parquet row group: large enough for good compression, small enough that a
+/// lookup reads little.
+pub const ROW_GROUP_ROWS_MAX: usize = 65_536;
+
+/// The normalized columns, in schema order, after the core columns.
+pub const NORMALIZED_COLUMNS: [&str; 29] = [
+    "source",
+    "event_time",
+    "account",
+    "region",
+    "service",
+    "action",
+    "activity",
+    "actor_principal_id",
+    "actor_arn",
+    "actor_type",
+    "actor_user_name",
+    "actor_access_key_id",
+    "actor_mfa",
+    "actor_invoked_by",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "user_agent",
+    "resources",
+    "outcome",
+    "error_code",
+    "error_message",
+    "request_id",
+    "source_event_id",
+    "read_only",
+    "bytes",
+    "duration_ms",
+    "parsed",
+];
+
+const CORE_COLUMNS: usize = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("segment is not readable parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("segment arrow data is inconsistent: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("segment format version {found:?} is not supported (expected {SEGMENT_FORMAT_VERSION})")]
+    Version { found: Option<String> },
+    #[error("segment column {column} is missing or has the wrong type")]
+    Schema { column: &'static str },
+    #[error("segment row {row}: {what}")]
+    Corrupt { row: usize, what: String },
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// The Arrow schema of a segment.
+pub fn schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("seq", DataType::UInt64, false),
+        Field::new("log_group", DataType::Utf8, false),
+        Field::new("log_stream", DataType::Utf8, false),
+        Field::new("timestamp", ts_type(), false),
+        Field::new("ingestion_time", ts_type(), false),
+        Field::new("message", DataType::Utf8, false),
+    ];
+    for name in NORMALIZED_COLUMNS {
+        let ty = match name {
+            "event_time" => ts_type(),
+            "actor_mfa" | "read_only" => DataType::Boolean,
+            "src_port" | "dst_port" => DataType::Int32,
+            "bytes" => DataType::Int64,
+            "duration_ms" => DataType::Float64,
+            _ => DataType::Utf8,
+        };
+        fields.push(Field::new(name, ty, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Which columns a reader needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// Core columns only: enough to serve GetLogEvents / FilterLogEvents and to hash leaves.
+    Core,
+    /// Every column, normalized fields included.
+    All,
+}
+
+/// Sort events into segment order: (stream, timestamp, seq).
+pub fn sort_for_segment(events: &mut [StoredEvent]) {
+    events.sort_by(|a, b| {
+        (a.stream.as_str(), a.timestamp_ms, a.seq).cmp(&(b.stream.as_str(), b.timestamp_ms, b.seq))
+    });
+}
+
+/// Encode events (already in segment order, see [`sort_for_segment`]) as Parquet bytes.
+pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
+    debug_assert!(events.windows(2).all(|w| {
+        (w[0].stream.as_str(), w[0].timestamp_ms, w[0].seq)
+            <= (w[1].stream.as_str(), w[1].timestamp_ms, w[1].seq)
+    }));
+    let schema = schema();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS_MAX))
+        .set_created_by("trailvault".to_string())
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            FORMAT_VERSION_KEY.to_string(),
+            SEGMENT_FORMAT_VERSION.to_string(),
+        )]))
+        .build();
+    let mut out = Vec::with_capacity(events.iter().map(|e| e.message.len()).sum::<usize>() / 3);
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
+    for chunk in events.chunks(ROW_GROUP_ROWS_MAX) {
+        writer.write(&to_batch(&schema, chunk)?)?;
+    }
+    writer.close()?;
+    Ok(out)
+}
+
+fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, SegmentError> {
+    let n = events.len();
+    let mut seq = UInt64Builder::with_capacity(n);
+    let mut group = StringBuilder::new();
+    let mut stream = StringBuilder::new();
+    let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut ingest = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut message = StringBuilder::new();
+    for e in events {
+        seq.append_value(e.seq);
+        group.append_value(&e.group);
+        stream.append_value(&e.stream);
+        ts.append_value(e.timestamp_ms);
+        ingest.append_value(e.ingestion_time_ms);
+        message.append_value(&e.message);
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(seq.finish()),
+        Arc::new(group.finish()),
+        Arc::new(stream.finish()),
+        Arc::new(ts.finish()),
+        Arc::new(ingest.finish()),
+        Arc::new(message.finish()),
+    ];
+    let norm: Vec<Option<&Normalized>> = events.iter().map(|e| e.normalized.as_deref()).collect();
+    let text = |f: &dyn Fn(&Normalized) -> Option<String>| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for n in &norm {
+            b.append_option(n.and_then(f));
+        }
+        Arc::new(b.finish())
+    };
+    let flag = |f: &dyn Fn(&Normalized) -> Option<bool>| -> ArrayRef {
+        let mut b = BooleanBuilder::with_capacity(n);
+        for x in &norm {
+            b.append_option(x.and_then(f));
+        }
+        Arc::new(b.finish())
+    };
+    let port = |f: &dyn Fn(&Normalized) -> Option<u16>| -> ArrayRef {
+        let mut b = Int32Builder::with_capacity(n);
+        for x in &norm {
+            b.append_option(x.and_then(f).map(i32::from));
+        }
+        Arc::new(b.finish())
+    };
+    for name in NORMALIZED_COLUMNS {
+        let col: ArrayRef = match name {
+            "source" => text(&|n| Some(n.source.clone()).filter(|s| !s.is_empty())),
+            "event_time" => {
+                let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+                for x in &norm {
+                    b.append_option(x.and_then(|x| x.time_ms));
+                }
+                Arc::new(b.finish())
+            }
+            "account" => text(&|n| n.account.clone()),
+            "region" => text(&|n| n.region.clone()),
+            "service" => text(&|n| n.service.clone()),
+            "action" => text(&|n| n.action.clone()),
+            "activity" => text(&|n| n.activity.map(|a| a.as_str().to_string())),
+            "actor_principal_id" => text(&|n| n.actor_principal_id.clone()),
+            "actor_arn" => text(&|n| n.actor_arn.clone()),
+            "actor_type" => text(&|n| n.actor_type.clone()),
+            "actor_user_name" => text(&|n| n.actor_user_name.clone()),
+            "actor_access_key_id" => text(&|n| n.actor_access_key_id.clone()),
+            "actor_mfa" => flag(&|n| n.actor_mfa),
+            "actor_invoked_by" => text(&|n| n.actor_invoked_by.clone()),
+            "src_ip" => text(&|n| n.src_ip.clone()),
+            "src_port" => port(&|n| n.src_port),
+            "dst_ip" => text(&|n| n.dst_ip.clone()),
+            "dst_port" => port(&|n| n.dst_port),
+            "user_agent" => text(&|n| n.user_agent.clone()),
+            "resources" => text(&|n| {
+                (!n.resources.is_empty())
+                    .then(|| serde_json::to_string(&n.resources).unwrap_or_default())
+            }),
+            "outcome" => text(&|n| n.outcome.map(|o| o.as_str().to_string())),
+            "error_code" => text(&|n| n.error_code.clone()),
+            "error_message" => text(&|n| n.error_message.clone()),
+            "request_id" => text(&|n| n.request_id.clone()),
+            "source_event_id" => text(&|n| n.source_event_id.clone()),
+            "read_only" => flag(&|n| n.read_only),
+            "bytes" => {
+                let mut b = Int64Builder::with_capacity(n);
+                for x in &norm {
+                    b.append_option(x.and_then(|x| x.bytes));
+                }
+                Arc::new(b.finish())
+            }
+            "duration_ms" => {
+                let mut b = Float64Builder::with_capacity(n);
+                for x in &norm {
+                    b.append_option(x.and_then(|x| x.duration_ms));
+                }
+                Arc::new(b.finish())
+            }
+            "parsed" => text(&|n| n.parsed.as_ref().map(|p| p.to_string())),
+            _ => unreachable!("every normalized column is listed above"),
+        };
+        columns.push(col);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Decode a segment's bytes back into events, in stored order.
+pub fn decode(bytes: Bytes, projection: Projection) -> Result<Vec<StoredEvent>, SegmentError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let found = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == FORMAT_VERSION_KEY))
+        .and_then(|k| k.value.clone());
+    if found.as_deref() != Some(SEGMENT_FORMAT_VERSION) {
+        return Err(SegmentError::Version { found });
+    }
+    let builder = match projection {
+        Projection::All => builder,
+        Projection::Core => {
+            let mask = ProjectionMask::roots(builder.parquet_schema(), 0..CORE_COLUMNS);
+            builder.with_projection(mask)
+        }
+    };
+    let mut out = Vec::with_capacity(builder.metadata().file_metadata().num_rows() as usize);
+    for batch in builder.with_batch_size(8192).build()? {
+        from_batch(&batch?, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef, SegmentError> {
+    batch
+        .column_by_name(name)
+        .ok_or(SegmentError::Schema { column: name })
+}
+
+fn strings<'a>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a arrow_array::StringArray, SegmentError> {
+    column(batch, name)?
+        .as_string_opt::<i32>()
+        .ok_or(SegmentError::Schema { column: name })
+}
+
+fn from_batch(batch: &RecordBatch, out: &mut Vec<StoredEvent>) -> Result<(), SegmentError> {
+    let seq = column(batch, "seq")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or(SegmentError::Schema { column: "seq" })?;
+    let group = strings(batch, "log_group")?;
+    let stream = strings(batch, "log_stream")?;
+    let ts = column(batch, "timestamp")?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or(SegmentError::Schema { column: "timestamp" })?;
+    let ingest = column(batch, "ingestion_time")?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or(SegmentError::Schema {
+            column: "ingestion_time",
+        })?;
+    let message = strings(batch, "message")?;
+    let normalized = batch.num_columns() > CORE_COLUMNS;
+    for row in 0..batch.num_rows() {
+        if seq.is_null(row) || group.is_null(row) || stream.is_null(row) || message.is_null(row) {
+            return Err(SegmentError::Corrupt {
+                row,
+                what: "a core column is null".into(),
+            });
+        }
+        out.push(StoredEvent {
+            seq: seq.value(row),
+            group: group.value(row).to_string(),
+            stream: stream.value(row).to_string(),
+            timestamp_ms: ts.value(row),
+            ingestion_time_ms: ingest.value(row),
+            message: message.value(row).to_string(),
+            normalized: if normalized {
+                normalized_at(batch, row)?.map(Box::new)
+            } else {
+                None
+            },
+        });
+    }
+    Ok(())
+}
+
+fn normalized_at(batch: &RecordBatch, row: usize) -> Result<Option<Normalized>, SegmentError> {
+    let text = |name: &'static str| -> Result<Option<String>, SegmentError> {
+        let a = strings(batch, name)?;
+        Ok((!a.is_null(row)).then(|| a.value(row).to_string()))
+    };
+    let flag = |name: &'static str| -> Result<Option<bool>, SegmentError> {
+        let a = column(batch, name)?
+            .as_boolean_opt()
+            .ok_or(SegmentError::Schema { column: name })?;
+        Ok((!a.is_null(row)).then(|| a.value(row)))
+    };
+    let port = |name: &'static str| -> Result<Option<u16>, SegmentError> {
+        let a = column(batch, name)?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or(SegmentError::Schema { column: name })?;
+        Ok((!a.is_null(row)).then(|| a.value(row)).and_then(|p| u16::try_from(p).ok()))
+    };
+    let Some(source) = text("source")? else {
+        return Ok(None);
+    };
+    let event_time = column(batch, "event_time")?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or(SegmentError::Schema {
+            column: "event_time",
+        })?;
+    let bytes = column(batch, "bytes")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or(SegmentError::Schema { column: "bytes" })?;
+    let duration = column(batch, "duration_ms")?
+        .as_primitive_opt::<Float64Type>()
+        .ok_or(SegmentError::Schema {
+            column: "duration_ms",
+        })?;
+    let corrupt = |what: String| SegmentError::Corrupt { row, what };
+    let resources: Vec<Resource> = match text("resources")? {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| corrupt(format!("resources is not valid json: {e}")))?,
+        None => Vec::new(),
+    };
+    let parsed = match text("parsed")? {
+        Some(json) => Some(
+            serde_json::from_str(&json)
+                .map_err(|e| corrupt(format!("parsed is not valid json: {e}")))?,
+        ),
+        None => None,
+    };
+    let activity = match text("activity")?.as_deref() {
+        None => None,
+        Some("create") => Some(Activity::Create),
+        Some("read") => Some(Activity::Read),
+        Some("update") => Some(Activity::Update),
+        Some("delete") => Some(Activity::Delete),
+        Some("other") => Some(Activity::Other),
+        Some(other) => return Err(corrupt(format!("unknown activity {other:?}"))),
+    };
+    let outcome = match text("outcome")?.as_deref() {
+        None => None,
+        Some("success") => Some(Outcome::Success),
+        Some("failure") => Some(Outcome::Failure),
+        Some("unknown") => Some(Outcome::Unknown),
+        Some(other) => return Err(corrupt(format!("unknown outcome {other:?}"))),
+    };
+    Ok(Some(Normalized {
+        source,
+        time_ms: (!event_time.is_null(row)).then(|| event_time.value(row)),
+        account: text("account")?,
+        region: text("region")?,
+        service: text("service")?,
+        action: text("action")?,
+        activity,
+        actor_principal_id: text("actor_principal_id")?,
+        actor_arn: text("actor_arn")?,
+        actor_type: text("actor_type")?,
+        actor_user_name: text("actor_user_name")?,
+        actor_access_key_id: text("actor_access_key_id")?,
+        actor_mfa: flag("actor_mfa")?,
+        actor_invoked_by: text("actor_invoked_by")?,
+        src_ip: text("src_ip")?,
+        src_port: port("src_port")?,
+        dst_ip: text("dst_ip")?,
+        dst_port: port("dst_port")?,
+        user_agent: text("user_agent")?,
+        resources,
+        outcome,
+        error_code: text("error_code")?,
+        error_message: text("error_message")?,
+        request_id: text("request_id")?,
+        source_event_id: text("source_event_id")?,
+        read_only: flag("read_only")?,
+        bytes: (!bytes.is_null(row)).then(|| bytes.value(row)),
+        duration_ms: (!duration.is_null(row)).then(|| duration.value(row)),
+        parsed,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event(seq: u64, stream: &str, ts: i64, message: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            group: "g/1".into(),
+            stream: stream.into(),
+            timestamp_ms: ts,
+            ingestion_time_ms: ts + 5,
+            message: message.into(),
+            normalized: None,
+        }
+    }
+
+    #[test]
+    fn normalized_fields_round_trip() {
+        let mut e = event(7, "s", 1_700_000_000_000, "{\"eventName\":\"X\"}");
+        e.normalized = Some(Box::new(Normalized {
+            source: "cloudtrail".into(),
+            time_ms: Some(1_700_000_000_001),
+            account: Some("123456789012".into()),
+            action: Some("X".into()),
+            activity: Some(Activity::Update),
+            actor_mfa: Some(false),
+            src_port: Some(443),
+            resources: vec![Resource {
+                id: Some("arn:aws:s3:::b".into()),
+                kind: Some("AWS::S3::Bucket".into()),
+                owner_account: None,
+            }],
+            outcome: Some(Outcome::Failure),
+            bytes: Some(12),
+            duration_ms: Some(1.5),
+            parsed: Some(serde_json::json!({"eventName": "X"})),
+            ..Normalized::default()
+        }));
+        let bytes = encode(std::slice::from_ref(&e)).unwrap();
+        let back = decode(Bytes::from(bytes.clone()), Projection::All).unwrap();
+        assert_eq!(back, vec![e.clone()]);
+        let core = decode(Bytes::from(bytes), Projection::Core).unwrap();
+        assert_eq!(core[0].normalized, None);
+        assert_eq!(core[0].message, e.message);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(Bytes::from_static(b"PAR1 not really"), Projection::All).is_err());
+        assert!(decode(Bytes::new(), Projection::Core).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn events_round_trip(raw in proptest::collection::vec(
+            (0u8..4, -1_000_000i64..1_000_000, "\\PC{1,40}"), 0..200)) {
+            let mut events: Vec<StoredEvent> = raw.iter().enumerate()
+                .map(|(i, (s, ts, m))| event(i as u64, &format!("s{s}"), *ts, m))
+                .collect();
+            sort_for_segment(&mut events);
+            let bytes = encode(&events).unwrap();
+            let back = decode(Bytes::from(bytes), Projection::All).unwrap();
+            prop_assert_eq!(back, events);
+        }
+    }
+}
