@@ -1,0 +1,218 @@
+//! The vault against a `Vec` model: any sequence of appends, seals and restarts reads back
+//! exactly the acknowledged events, once each, in order.
+
+use proptest::prelude::*;
+use trailvault_store::{
+    InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault, VaultConfig,
+};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put { stream: u8, count: usize },
+    Seal,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..3, 1usize..40).prop_map(|(stream, count)| Op::Put { stream, count }),
+        1 => Just(Op::Seal),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn group_meta(name: &str) -> LogGroupMeta {
+    LogGroupMeta {
+        name: name.into(),
+        created_ms: 0,
+        retention_days: None,
+        kms_key_id: None,
+        log_group_class: "STANDARD".into(),
+        deletion_protection: false,
+        tags: Default::default(),
+    }
+}
+
+async fn open(dir: &std::path::Path) -> Vault {
+    let mut cfg = VaultConfig::new(dir);
+    cfg.seal_age = std::time::Duration::from_secs(3600);
+    Vault::open(cfg).await.unwrap()
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = open(dir.path()).await;
+        vault.create_log_group(group_meta("app/web")).unwrap();
+        for s in 0..3 {
+            vault
+                .create_log_stream("app/web", &format!("s{s}"))
+                .unwrap();
+        }
+        let mut model: Vec<Vec<(i64, String)>> = vec![Vec::new(); 3];
+        let base = 1_700_000_000_000i64;
+        let mut n = 0i64;
+        for op in ops {
+            match op {
+                Op::Put { stream, count } => {
+                    let events: Vec<InputEvent> = (0..count)
+                        .map(|i| {
+                            n += 1;
+                            InputEvent {
+                                // Deliberately out of order across batches.
+                                timestamp_ms: base + (n * 7919) % 5000 + i as i64,
+                                message: format!("event {n} of stream {stream}"),
+                                normalized: None,
+                            }
+                        })
+                        .collect();
+                    let out = vault
+                        .put_log_events(
+                            "app/web",
+                            &format!("s{stream}"),
+                            events,
+                            PutOptions::import(base),
+                        )
+                        .await
+                        .unwrap();
+                    model[stream as usize].extend(
+                        out.stored
+                            .iter()
+                            .map(|e| (e.timestamp_ms, e.message.clone())),
+                    );
+                }
+                Op::Seal => {
+                    vault.seal_now().await.unwrap();
+                }
+                Op::Reopen => {
+                    drop(vault);
+                    vault = open(dir.path()).await;
+                }
+            }
+            for (s, expect) in model.iter().enumerate() {
+                let got = vault
+                    .read_events("app/web", &StreamFilter::One(format!("s{s}")), None, None)
+                    .await
+                    .unwrap();
+                let mut want = expect.clone();
+                want.sort_by_key(|(ts, _)| *ts);
+                let got: Vec<(i64, String)> = got
+                    .into_iter()
+                    .map(|e| (e.timestamp_ms, e.message))
+                    .collect();
+                // Same multiset and sorted by time (ties keep acknowledgement order).
+                prop_assert_eq!(got.len(), want.len());
+                let mut a = got.clone();
+                a.sort();
+                let mut b = want.clone();
+                b.sort();
+                prop_assert_eq!(a, b);
+                prop_assert!(got.windows(2).all(|w| w[0].0 <= w[1].0));
+            }
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn reads_match_the_model(ops in proptest::collection::vec(op(), 1..25)) {
+        run(ops)?;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_group_that_holds_events_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.create_log_group(group_meta("g")).unwrap();
+    vault.create_log_stream("g", "s").unwrap();
+    let ev = vec![InputEvent {
+        timestamp_ms: trailvault_store::now_ms(),
+        message: "x".into(),
+        normalized: None,
+    }];
+    vault
+        .put_log_events("g", "s", ev, PutOptions::api(trailvault_store::now_ms()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault.delete_log_group("g"),
+        Err(StoreError::Refused(_))
+    ));
+    assert!(matches!(
+        vault.delete_log_stream("g", "s"),
+        Err(StoreError::Refused(_))
+    ));
+    vault.seal_now().await.unwrap();
+    assert!(matches!(
+        vault.delete_log_group("g"),
+        Err(StoreError::Refused(_))
+    ));
+    vault.create_log_group(group_meta("empty")).unwrap();
+    vault.delete_log_group("empty").unwrap();
+}
+
+#[tokio::test]
+async fn cloudwatch_rules_skip_old_and_new_events_and_report_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.create_log_group(group_meta("g")).unwrap();
+    vault.create_log_stream("g", "s").unwrap();
+    let now = trailvault_store::now_ms();
+    let day = 86_400_000;
+    let mk = |ts: i64| InputEvent {
+        timestamp_ms: ts,
+        message: format!("at {ts}"),
+        normalized: None,
+    };
+    let out = vault
+        .put_log_events(
+            "g",
+            "s",
+            vec![
+                mk(now - 15 * day),
+                mk(now - 1000),
+                mk(now),
+                mk(now + 3 * 3_600_000),
+            ],
+            PutOptions::api(now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stored.len(), 2);
+    assert_eq!(out.rejected.too_old_end_index, Some(1));
+    assert_eq!(out.rejected.too_new_start_index, Some(3));
+    let unsorted = vec![mk(now), mk(now - 5)];
+    assert!(matches!(
+        vault
+            .put_log_events("g", "s", unsorted, PutOptions::api(now))
+            .await,
+        Err(StoreError::InvalidParameter(_))
+    ));
+    let big = vec![InputEvent {
+        timestamp_ms: now,
+        message: "x".repeat(262_144 - 26 + 1),
+        normalized: None,
+    }];
+    assert!(matches!(
+        vault
+            .put_log_events("g", "s", big, PutOptions::api(now))
+            .await,
+        Err(StoreError::InvalidParameter(_))
+    ));
+    let exact = vec![InputEvent {
+        timestamp_ms: now,
+        message: "x".repeat(262_144 - 26),
+        normalized: None,
+    }];
+    vault
+        .put_log_events("g", "s", exact, PutOptions::api(now))
+        .await
+        .unwrap();
+}
