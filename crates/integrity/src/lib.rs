@@ -1,1 +1,13 @@
-//! trailvault-integrity (work in progress).
+//! trailvault-integrity: tamper evidence for the vault.
+//!
+//! - [`merkle`]: RFC 6962 trees, inclusion and consistency proofs.
+//! - [`leaf`]: the canonical leaf encoding of an event and the seal of a segment.
+//!
+//! See `docs/integrity.md` for the formats an auditor needs.
+
+pub mod hash;
+pub mod leaf;
+pub mod merkle;
+
+pub use hash::{sha256, Hash};
+pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};

@@ -1,0 +1,221 @@
+//! The canonical leaf encoding of a stored event, and the seal of a segment.
+//!
+//! Leaf encoding, version 1 (all integers big-endian, lengths are `u32`):
+//!
+//! ```text
+//! u8   version = 0x01
+//! u32  len(event_id) || event_id        20 ASCII digits, the zero-padded sequence number
+//! i64  timestamp_ms                     event time, epoch milliseconds (two's complement)
+//! i64  ingestion_time_ms                when the vault accepted the event
+//! u32  len(group)  || group             UTF-8 log group name
+//! u32  len(stream) || stream            UTF-8 log stream name
+//! u32  len(message) || message          the raw message bytes, byte-exact
+//! ```
+//!
+//! The Merkle leaf hash is `SHA-256(0x00 || encoding)` (RFC 6962). The normalized record is
+//! derived from the message and is deliberately not part of the leaf: the evidence is the
+//! raw record plus the metadata the vault attached to it.
+//!
+//! A segment's Merkle tree has one leaf per event, in stored order (the order
+//! `trailvault_segment::decode` returns). Invariant: `seal_segment` over the bytes of a
+//! segment and its decoded events is deterministic; the validator recomputes it.
+
+use serde::{Deserialize, Serialize};
+use trailvault_model::StoredEvent;
+
+use crate::hash::{sha256, Hash};
+use crate::merkle::{self, MerkleTree};
+
+pub const LEAF_FORMAT_VERSION: u8 = 1;
+
+/// Append the canonical leaf encoding of `event` to `out`.
+pub fn encode_leaf_into(event: &StoredEvent, out: &mut Vec<u8>) {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        // Events are capped far below 4 GiB (EVENT_BYTES_MAX); saturate rather than wrap so a
+        // malformed event can never alias another encoding silently.
+        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    out.push(LEAF_FORMAT_VERSION);
+    bytes(out, event.event_id().as_bytes());
+    out.extend_from_slice(&event.timestamp_ms.to_be_bytes());
+    out.extend_from_slice(&event.ingestion_time_ms.to_be_bytes());
+    bytes(out, event.group.as_bytes());
+    bytes(out, event.stream.as_bytes());
+    bytes(out, event.message.as_bytes());
+}
+
+/// The canonical leaf encoding of `event`.
+pub fn encode_leaf(event: &StoredEvent) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(64 + event.group.len() + event.stream.len() + event.message.len());
+    encode_leaf_into(event, &mut out);
+    out
+}
+
+/// `SHA-256(0x00 || encode_leaf(event))`.
+pub fn event_leaf_hash(event: &StoredEvent) -> Hash {
+    let mut buf = Vec::with_capacity(64 + event.message.len());
+    encode_leaf_into(event, &mut buf);
+    merkle::leaf_hash(&buf)
+}
+
+/// Leaf hashes of a segment's events, in stored order.
+pub fn event_leaf_hashes(events: &[StoredEvent]) -> Vec<Hash> {
+    let mut buf = Vec::new();
+    events
+        .iter()
+        .map(|e| {
+            buf.clear();
+            encode_leaf_into(e, &mut buf);
+            merkle::leaf_hash(&buf)
+        })
+        .collect()
+}
+
+/// The Merkle tree over a segment's events.
+pub fn segment_tree(events: &[StoredEvent]) -> MerkleTree {
+    MerkleTree::from_leaf_hashes(event_leaf_hashes(events))
+}
+
+/// What sealing records about a segment's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHashes {
+    /// SHA-256 of the exact stored bytes.
+    pub sha256: Hash,
+    /// RFC 6962 root over the events' leaf hashes.
+    pub merkle_root: Hash,
+    pub event_count: u64,
+    /// Oldest and newest event time (`timestamp_ms`); 0 for an empty segment.
+    pub oldest_ms: i64,
+    pub newest_ms: i64,
+}
+
+/// Hash a segment: `bytes` are the stored bytes, `events` the segment's events in stored
+/// order (as `trailvault_segment::decode` returns them).
+pub fn seal_segment(bytes: &[u8], events: &[StoredEvent]) -> SegmentHashes {
+    let oldest_ms = events.iter().map(|e| e.timestamp_ms).min().unwrap_or(0);
+    let newest_ms = events.iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
+    SegmentHashes {
+        sha256: sha256(bytes),
+        merkle_root: merkle::root_from_leaf_hashes(&event_leaf_hashes(events)),
+        event_count: events.len() as u64,
+        oldest_ms,
+        newest_ms,
+    }
+}
+
+/// A sealed segment as the catalog records it and a digest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentSeal {
+    pub group: String,
+    /// Object key of the segment, relative to the data root (`segments/...`).
+    pub key: String,
+    #[serde(with = "hex_hash")]
+    pub sha256: Hash,
+    #[serde(with = "hex_hash")]
+    pub merkle_root: Hash,
+    pub event_count: u64,
+    pub oldest_ms: i64,
+    pub newest_ms: i64,
+    /// Stored size in bytes.
+    pub bytes: u64,
+    /// When the segment was sealed (epoch ms); decides which digest period lists it.
+    pub sealed_at_ms: i64,
+}
+
+impl SegmentSeal {
+    pub fn new(
+        group: impl Into<String>,
+        key: impl Into<String>,
+        hashes: &SegmentHashes,
+        bytes: u64,
+        sealed_at_ms: i64,
+    ) -> Self {
+        SegmentSeal {
+            group: group.into(),
+            key: key.into(),
+            sha256: hashes.sha256,
+            merkle_root: hashes.merkle_root,
+            event_count: hashes.event_count,
+            oldest_ms: hashes.oldest_ms,
+            newest_ms: hashes.newest_ms,
+            bytes,
+            sealed_at_ms,
+        }
+    }
+}
+
+pub(crate) mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        crate::hash::parse_hash_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, msg: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            group: "g".into(),
+            stream: "s".into(),
+            timestamp_ms: 1_700_000_000_000 + seq as i64,
+            ingestion_time_ms: 1_700_000_000_500,
+            message: msg.into(),
+            normalized: None,
+        }
+    }
+
+    #[test]
+    fn leaf_layout_is_as_documented() {
+        let e = event(7, "hi");
+        let enc = encode_leaf(&e);
+        let mut want = vec![1u8, 0, 0, 0, 20];
+        want.extend_from_slice(b"00000000000000000007");
+        want.extend_from_slice(&1_700_000_000_007i64.to_be_bytes());
+        want.extend_from_slice(&1_700_000_000_500i64.to_be_bytes());
+        want.extend_from_slice(&[0, 0, 0, 1, b'g', 0, 0, 0, 1, b's', 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(enc, want);
+        // Pinned so an accidental change of the encoding cannot pass unnoticed.
+        assert_eq!(
+            hex::encode(event_leaf_hash(&e)),
+            hex::encode(merkle::leaf_hash(&want))
+        );
+    }
+
+    #[test]
+    fn fields_cannot_alias() {
+        let mut a = event(1, "ab");
+        a.stream = "s".into();
+        let mut b = event(1, "b");
+        b.stream = "sa".into();
+        assert_ne!(event_leaf_hash(&a), event_leaf_hash(&b));
+    }
+
+    #[test]
+    fn seal_records_counts_and_times() {
+        let events = vec![event(3, "a"), event(1, "b"), event(2, "c")];
+        let h = seal_segment(b"bytes", &events);
+        assert_eq!(h.event_count, 3);
+        assert_eq!(h.oldest_ms, 1_700_000_000_001);
+        assert_eq!(h.newest_ms, 1_700_000_000_003);
+        assert_eq!(h.sha256, sha256(b"bytes"));
+        assert_eq!(h.merkle_root, segment_tree(&events).root());
+        let empty = seal_segment(b"", &[]);
+        assert_eq!(empty.merkle_root, merkle::empty_root());
+        let seal = SegmentSeal::new("g", "segments/x", &h, 5, 9);
+        let json = serde_json::to_string(&seal).unwrap();
+        assert_eq!(serde_json::from_str::<SegmentSeal>(&json).unwrap(), seal);
+    }
+}
