@@ -5,9 +5,12 @@
 //!
 //! See `docs/integrity.md` for the formats an auditor needs.
 
+pub mod error;
 pub mod hash;
+pub mod keys;
 pub mod leaf;
 pub mod merkle;
+pub mod time;
 
 pub use hash::{sha256, Hash};
 pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
