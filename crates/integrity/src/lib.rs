@@ -2,15 +2,24 @@
 //!
 //! - [`merkle`]: RFC 6962 trees, inclusion and consistency proofs.
 //! - [`leaf`]: the canonical leaf encoding of an event and the seal of a segment.
+//! - [`keys`]: the signing keyring, rotation, public keys for auditors.
+//! - [`digest`]: signed, chained per-group digests and the [`DigestWriter`].
+//! - [`checkpoint`]: signed checkpoints of the cumulative digest tree.
 //!
 //! See `docs/integrity.md` for the formats an auditor needs.
 
+pub mod checkpoint;
+pub mod digest;
 pub mod error;
 pub mod hash;
 pub mod keys;
 pub mod leaf;
 pub mod merkle;
+pub mod objects;
 pub mod time;
 
 pub use hash::{sha256, Hash};
 pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
+pub use digest::{DigestRef, DigestWriter};
+pub use error::{IntegrityError, Result};
+pub use keys::{Keyring, PublicKeySet, SignatureAlgorithm};
