@@ -1,0 +1,1 @@
+//! trailvault-client (work in progress).
