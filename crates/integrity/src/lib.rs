@@ -5,6 +5,7 @@
 //! - [`keys`]: the signing keyring, rotation, public keys for auditors.
 //! - [`digest`]: signed, chained per-group digests and the [`DigestWriter`].
 //! - [`checkpoint`]: signed checkpoints of the cumulative digest tree.
+//! - [`validate`]: the offline validator.
 //!
 //! See `docs/integrity.md` for the formats an auditor needs.
 
@@ -17,9 +18,11 @@ pub mod leaf;
 pub mod merkle;
 pub mod objects;
 pub mod time;
+pub mod validate;
 
 pub use hash::{sha256, Hash};
 pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
 pub use digest::{DigestRef, DigestWriter};
 pub use error::{IntegrityError, Result};
 pub use keys::{Keyring, PublicKeySet, SignatureAlgorithm};
+pub use validate::{validate, ValidateOptions, ValidationReport};
