@@ -1,9 +1,15 @@
 //! trailvault-monitor: filter patterns, metric filters, alarms and automated responses.
 //!
 //! - [`pattern`]: the CloudWatch Logs filter pattern language, compiled into fast matchers.
+//! - [`metric`]: metric filters (PutMetricFilter / TestMetricFilter) and per-minute aggregates.
+//! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
+pub mod metric;
 pub mod pattern;
+pub mod store;
 
+pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic};
 pub use pattern::{
     Extracted, FilterPattern, PatternError, PatternErrorKind, PatternKind, PatternSet,
 };
+pub use store::{MonitorDb, StoreError};

@@ -375,7 +375,7 @@ enum Scalar<'a> {
 
 /// Strict number syntax for literals and space-delimited fields: optional sign, digits with
 /// an optional fraction, optional exponent. Rejects `inf`, `nan`, hex and the empty string.
-fn parse_number(text: &str) -> Option<f64> {
+pub fn parse_number(text: &str) -> Option<f64> {
     let b = text.as_bytes();
     let mut i = 0;
     if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
