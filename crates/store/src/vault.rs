@@ -720,6 +720,23 @@ impl Vault {
         Ok(g.segments.clone())
     }
 
+    /// Segments of `group` whose seal time is in `[start_ms, end_ms)`, taken from the same
+    /// snapshot readers use (see `seal_now`: seal times are assigned under that lock).
+    pub fn segments_sealed_between(
+        &self,
+        group: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Arc<SegmentMeta>>> {
+        let st = self.read_state();
+        let g = st.groups.get(group).ok_or_else(group_not_found)?;
+        Ok(g.segments
+            .iter()
+            .filter(|s| s.sealed_at_ms >= start_ms && s.sealed_at_ms < end_ms)
+            .cloned()
+            .collect())
+    }
+
     /// Bytes and age of the unsealed tail: (raw bytes, oldest ingestion time).
     pub fn tail_stats(&self) -> (usize, Option<i64>) {
         let st = self.read_state();
@@ -765,7 +782,7 @@ impl Vault {
             .collect();
         let merkle = self.inner.cfg.merkle_root.clone();
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<(SegmentMeta, Bytes)>> {
-            let sealed_at_ms = now_ms();
+            let sealed_at_ms = 0; // set at commit
             let mut out = Vec::with_capacity(parts.len());
             for ((group, _hour, mut events), key) in parts.into_iter().zip(keys) {
                 trailvault_segment::sort_for_segment(&mut events);
@@ -813,7 +830,7 @@ impl Vault {
         for (meta, bytes) in &encoded {
             self.inner.storage.put_new(&meta.key, bytes.clone()).await?;
         }
-        let metas: Vec<SegmentMeta> = encoded.into_iter().map(|(m, _)| m).collect();
+        let mut metas: Vec<SegmentMeta> = encoded.into_iter().map(|(m, _)| m).collect();
 
         // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
         {
@@ -840,6 +857,12 @@ impl Vault {
                     add_events_to_stats(s, events.into_iter());
                     new_sealed.push(s.clone());
                 }
+            }
+            // The seal time is taken under the lock readers of the segment list hold, so a
+            // digest period that ended before it was read can never miss this segment.
+            let sealed_at_ms = now_ms();
+            for m in &mut metas {
+                m.sealed_at_ms = sealed_at_ms;
             }
             self.inner
                 .catalog

@@ -1,0 +1,86 @@
+//! The one error type of the HTTP layer, rendered in the AWS JSON 1.1 error shape:
+//! status 400 (500 for ServiceUnavailableException), body `{"__type": code, "message": text}`,
+//! header `x-amzn-ErrorType`. Client errors are logged at debug level, not as failures;
+//! internal details never reach the client.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use trailvault_store::StoreError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new("InvalidParameterException", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new("ResourceNotFoundException", message)
+    }
+    fn status(&self) -> StatusCode {
+        match self.code {
+            "ServiceUnavailableException" | "InternalFailure" => StatusCode::INTERNAL_SERVER_ERROR,
+            "UnknownOperationException" | "MissingAuthenticationTokenException" => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::not_found(m),
+            StoreError::AlreadyExists(m) => ApiError::new("ResourceAlreadyExistsException", m),
+            StoreError::InvalidParameter(m) => ApiError::invalid(m),
+            StoreError::Refused(m) => ApiError::new("ValidationException", m),
+            StoreError::LimitExceeded(m) => ApiError::new("LimitExceededException", m),
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "vault unavailable");
+                ApiError::new(
+                    "ServiceUnavailableException",
+                    "The service is unavailable. Retry the request.",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(
+                    "ServiceUnavailableException",
+                    "The service cannot complete the request.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code, message = %self.message, "request failed");
+        } else {
+            tracing::debug!(code = self.code, message = %self.message, "request refused");
+        }
+        let body = serde_json::json!({ "__type": self.code, "message": self.message });
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        if let Ok(v) = HeaderValue::from_str(self.code) {
+            h.insert("x-amzn-errortype", v);
+        }
+        resp
+    }
+}
