@@ -115,15 +115,13 @@ impl Credentials {
                 (Some(_), None) => {
                     return Err(CredentialsError::Incomplete {
                         source_name: "environment".into(),
-                        problem: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"
-                            .into(),
+                        problem: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into(),
                     })
                 }
                 (None, Some(_)) => {
                     return Err(CredentialsError::Incomplete {
                         source_name: "environment".into(),
-                        problem: "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
-                            .into(),
+                        problem: "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into(),
                     })
                 }
                 (None, None) => tried.push("environment (AWS_ACCESS_KEY_ID not set)".to_string()),
@@ -132,7 +130,9 @@ impl Credentials {
 
         let profile_named = profile_arg.clone().or_else(|| var("AWS_PROFILE"));
         let profile_name = profile_named.clone().unwrap_or_else(|| "default".into());
-        let home = var("HOME").or_else(|| var("USERPROFILE")).map(PathBuf::from);
+        let home = var("HOME")
+            .or_else(|| var("USERPROFILE"))
+            .map(PathBuf::from);
         let aws_file = |env_name: &str, default_name: &str| -> Option<PathBuf> {
             match var(env_name) {
                 Some(p) => Some(expand_home(&p, home.as_deref())),
@@ -218,9 +218,11 @@ fn from_file(
     let text = std::fs::read_to_string(path).map_err(io)?;
     let sections = parse_ini(&text);
     let section = if config_style {
-        sections
-            .get(&format!("profile {profile}"))
-            .or_else(|| (profile == "default").then(|| sections.get("default")).flatten())
+        sections.get(&format!("profile {profile}")).or_else(|| {
+            (profile == "default")
+                .then(|| sections.get("default"))
+                .flatten()
+        })
     } else {
         sections.get(profile)
     };
@@ -229,7 +231,9 @@ fn from_file(
         return Ok(None);
     };
     let id = section.get("aws_access_key_id").filter(|v| !v.is_empty());
-    let secret = section.get("aws_secret_access_key").filter(|v| !v.is_empty());
+    let secret = section
+        .get("aws_secret_access_key")
+        .filter(|v| !v.is_empty());
     match (id, secret) {
         (Some(id), Some(secret)) => Ok(Some(Credentials {
             access_key_id: id.clone(),
@@ -355,7 +359,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("AWS_ACCESS_KEY_ID not set"), "{msg}");
         assert!(msg.contains(".aws/credentials (not found)"), "{msg}");
-        assert!(msg.contains("trailvault-data/credentials (not found)"), "{msg}");
+        assert!(
+            msg.contains("trailvault-data/credentials (not found)"),
+            "{msg}"
+        );
 
         std::fs::create_dir_all(dir.path().join("trailvault-data")).unwrap();
         std::fs::write(
@@ -366,10 +373,7 @@ mod tests {
         let got = Credentials::discover_with(None, &env, dir.path()).unwrap();
         assert_eq!(got.access_key_id, "LOCAL");
         let err = Credentials::discover_with(Some("prod"), &env, dir.path()).unwrap_err();
-        assert!(
-            err.to_string().contains("for profile \"prod\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("for profile \"prod\""), "{err}");
     }
 
     #[test]
@@ -377,7 +381,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = env_of(&[("AWS_ACCESS_KEY_ID", "X")]);
         let err = Credentials::discover_with(None, &env, dir.path()).unwrap_err();
-        assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY is not"), "{err}");
+        assert!(
+            err.to_string().contains("AWS_SECRET_ACCESS_KEY is not"),
+            "{err}"
+        );
         let f = dir.path().join("c");
         std::fs::write(&f, "[default]\naws_access_key_id=X\n").unwrap();
         let err = Credentials::from_shared_file(&f, "default").unwrap_err();

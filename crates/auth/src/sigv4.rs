@@ -252,7 +252,10 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> {
             "SignedHeaders lists more than {SIGNED_HEADERS_MAX} headers."
         )));
     }
-    if names.iter().any(|n| HeaderName::from_bytes(n.as_bytes()).is_err()) {
+    if names
+        .iter()
+        .any(|n| HeaderName::from_bytes(n.as_bytes()).is_err())
+    {
         return Err(incomplete(format!(
             "SignedHeaders '{}' is not a ';'-separated list of header names.",
             truncate(signed_headers, 128)
@@ -529,8 +532,7 @@ pub fn verify(
 
     if !auth.signed_headers.iter().any(|h| h == "host") {
         return Err(AuthError::InvalidScope(
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
-                .to_string(),
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_string(),
         ));
     }
     let canonical = canonical_request(
@@ -556,13 +558,14 @@ pub fn verify(
     })
 }
 
-fn check_skew(request: DateTime<Utc>, now: SystemTime, skew_max: Duration) -> Result<(), AuthError> {
+fn check_skew(
+    request: DateTime<Utc>,
+    now: SystemTime,
+    skew_max: Duration,
+) -> Result<(), AuthError> {
     let now: DateTime<Utc> = now.into();
     // Whole seconds: X-Amz-Date has no fraction, and AWS prints the bounds without one.
-    let now = now
-        .with_timezone(&Utc)
-        .format(AMZ_DATE_FORMAT)
-        .to_string();
+    let now = now.with_timezone(&Utc).format(AMZ_DATE_FORMAT).to_string();
     let now = parse_amz_date(&now).unwrap_or(request);
     let skew = chrono::Duration::from_std(skew_max).unwrap_or(chrono::Duration::MAX);
     let minutes = skew_max.as_secs() / 60;
@@ -624,10 +627,8 @@ pub fn sign(
         added.insert(HOST, host.clone());
         all.insert(HOST, host);
     }
-    let date_value =
-        HeaderValue::from_str(&amz_date).map_err(|_| SignError::InvalidHeaderValue {
-            what: "the date",
-        })?;
+    let date_value = HeaderValue::from_str(&amz_date)
+        .map_err(|_| SignError::InvalidHeaderValue { what: "the date" })?;
     added.insert(X_AMZ_DATE, date_value.clone());
     all.insert(X_AMZ_DATE, date_value);
     if let Some(token) = &params.credentials.session_token {
@@ -768,8 +769,8 @@ mod tests {
             assert_eq!(a.signed_headers, ["content-type", "host", "x-amz-date"]);
             assert_eq!(a.signature, "abc");
         }
-        let err = parse_authorization("AWS4-HMAC-SHA256 Credential=AK/x/y/z/aws4_request")
-            .unwrap_err();
+        let err =
+            parse_authorization("AWS4-HMAC-SHA256 Credential=AK/x/y/z/aws4_request").unwrap_err();
         assert_eq!(err.code(), "IncompleteSignatureException");
         assert!(err.message().contains("requires 'Signature' parameter"));
         assert!(err.message().contains("requires 'SignedHeaders' parameter"));
