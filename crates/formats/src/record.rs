@@ -32,3 +32,10 @@ pub struct ParseOutput {
     /// blank lines). Counted so the summary can account for every line.
     pub skipped: u64,
 }
+
+impl ParseOutput {
+    /// Records read from the input: stored plus rejected (skipped lines are not records).
+    pub fn records_read(&self) -> u64 {
+        (self.records.len() + self.rejections.len()) as u64
+    }
+}

@@ -1,1 +1,12 @@
 //! One module per source format.
+
+pub mod cloudfront;
+pub mod cloudtrail;
+pub mod cloudwatch;
+pub mod elb;
+pub mod json_lines;
+pub mod network_firewall;
+pub mod plain;
+pub mod s3_access;
+pub mod vpc_flow;
+pub mod waf;
