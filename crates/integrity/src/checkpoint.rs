@@ -53,7 +53,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn body_of(size: u64, root: &Hash, time_ms: i64, algorithm: SignatureAlgorithm, fingerprint: &str) -> String {
+    fn body_of(
+        size: u64,
+        root: &Hash,
+        time_ms: i64,
+        algorithm: SignatureAlgorithm,
+        fingerprint: &str,
+    ) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
         format!(
             "{CHECKPOINT_ORIGIN}\n{size}\n{}\ntime {}\nkey {} {fingerprint}\n",
@@ -81,18 +87,31 @@ impl Checkpoint {
 
     /// The signed text.
     pub fn body(&self) -> String {
-        Self::body_of(self.size, &self.root, self.time_ms, self.algorithm, &self.fingerprint)
+        Self::body_of(
+            self.size,
+            &self.root,
+            self.time_ms,
+            self.algorithm,
+            &self.fingerprint,
+        )
     }
 
     /// The full note: body, blank line, signature line.
     pub fn to_text(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
-        format!("{}\n\u{2014} {} {}\n", self.body(), self.origin, b64.encode(&self.signature))
+        format!(
+            "{}\n\u{2014} {} {}\n",
+            self.body(),
+            self.origin,
+            b64.encode(&self.signature)
+        )
     }
 
     pub fn parse(text: &str) -> Result<Checkpoint> {
         let bad = |what: &str| IntegrityError::corrupt("checkpoint", what);
-        let (body, sigs) = text.split_once("\n\n").ok_or_else(|| bad("no blank line before the signature"))?;
+        let (body, sigs) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("no blank line before the signature"))?;
         let lines: Vec<&str> = body.split('\n').collect();
         if lines.len() != 5 {
             return Err(bad("expected 5 body lines"));
@@ -100,7 +119,9 @@ impl Checkpoint {
         let b64 = base64::engine::general_purpose::STANDARD;
         let size = lines[1].parse().map_err(|_| bad("bad tree size"))?;
         let root_bytes = b64.decode(lines[2]).map_err(|_| bad("bad root hash"))?;
-        let root: Hash = root_bytes.try_into().map_err(|_| bad("root hash is not 32 bytes"))?;
+        let root: Hash = root_bytes
+            .try_into()
+            .map_err(|_| bad("root hash is not 32 bytes"))?;
         let time_ms = lines[3]
             .strip_prefix("time ")
             .and_then(parse_iso)
@@ -110,9 +131,16 @@ impl Checkpoint {
             .and_then(|k| k.split_once(' '))
             .ok_or_else(|| bad("bad key line"))?;
         let algorithm = SignatureAlgorithm::parse(alg).ok_or_else(|| bad("unknown algorithm"))?;
-        let sig_line = sigs.lines().next().ok_or_else(|| bad("no signature line"))?;
-        let rest = sig_line.strip_prefix("\u{2014} ").ok_or_else(|| bad("bad signature line"))?;
-        let (origin, sig) = rest.rsplit_once(' ').ok_or_else(|| bad("bad signature line"))?;
+        let sig_line = sigs
+            .lines()
+            .next()
+            .ok_or_else(|| bad("no signature line"))?;
+        let rest = sig_line
+            .strip_prefix("\u{2014} ")
+            .ok_or_else(|| bad("bad signature line"))?;
+        let (origin, sig) = rest
+            .rsplit_once(' ')
+            .ok_or_else(|| bad("bad signature line"))?;
         if origin != lines[0] {
             return Err(bad("signature line names another origin"));
         }
@@ -123,7 +151,9 @@ impl Checkpoint {
             time_ms,
             algorithm,
             fingerprint: fp.to_string(),
-            signature: b64.decode(sig).map_err(|_| bad("signature is not base64"))?,
+            signature: b64
+                .decode(sig)
+                .map_err(|_| bad("signature is not base64"))?,
         };
         if cp.body() != format!("{body}\n") {
             return Err(bad("body is not in canonical form"));
@@ -140,7 +170,11 @@ impl Checkpoint {
             return Err("signature algorithm does not match the key".into());
         }
         if !key.valid_at(self.time_ms) {
-            return Err(format!("public key {} was not valid at {}", self.fingerprint, iso(self.time_ms)));
+            return Err(format!(
+                "public key {} was not valid at {}",
+                self.fingerprint,
+                iso(self.time_ms)
+            ));
         }
         if !key.verify(self.body().as_bytes(), &self.signature) {
             return Err("signature verification failed".into());
@@ -172,10 +206,15 @@ pub(crate) async fn load_frontier(store: &Arc<dyn ObjectStore>) -> Result<Fronti
         .map(|h| crate::hash::parse_hash_hex(h))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| IntegrityError::corrupt(STATE_KEY, "bad node hash"))?;
-    Frontier::from_parts(state.size, nodes).ok_or_else(|| IntegrityError::corrupt(STATE_KEY, "node count does not match size"))
+    Frontier::from_parts(state.size, nodes)
+        .ok_or_else(|| IntegrityError::corrupt(STATE_KEY, "node count does not match size"))
 }
 
-pub(crate) async fn save(store: &Arc<dyn ObjectStore>, frontier: &Frontier, cp: &Checkpoint) -> Result<()> {
+pub(crate) async fn save(
+    store: &Arc<dyn ObjectStore>,
+    frontier: &Frontier,
+    cp: &Checkpoint,
+) -> Result<()> {
     let state = TreeState {
         version: 1,
         size: frontier.size(),
@@ -183,9 +222,14 @@ pub(crate) async fn save(store: &Arc<dyn ObjectStore>, frontier: &Frontier, cp: 
     };
     let json = serde_json::to_vec(&state).map_err(|e| IntegrityError::Invalid(e.to_string()))?;
     store
-        .put(&objects::path(&checkpoint_key(cp.size))?, PutPayload::from(cp.to_text().into_bytes()))
+        .put(
+            &objects::path(&checkpoint_key(cp.size))?,
+            PutPayload::from(cp.to_text().into_bytes()),
+        )
         .await?;
-    store.put(&objects::path(STATE_KEY)?, PutPayload::from(json)).await?;
+    store
+        .put(&objects::path(STATE_KEY)?, PutPayload::from(json))
+        .await?;
     Ok(())
 }
 
@@ -210,7 +254,9 @@ pub async fn export_checkpoint(store: &Arc<dyn ObjectStore>) -> Result<Option<St
 }
 
 /// Read every stored checkpoint (for the validator's cross-check).
-pub(crate) async fn stored_checkpoints(store: &Arc<dyn ObjectStore>) -> Result<Vec<(String, std::result::Result<Checkpoint, String>)>> {
+pub(crate) async fn stored_checkpoints(
+    store: &Arc<dyn ObjectStore>,
+) -> Result<Vec<(String, std::result::Result<Checkpoint, String>)>> {
     let mut out = Vec::new();
     for m in objects::list(store, CHECKPOINTS_PREFIX).await? {
         let key = m.location.to_string();
@@ -246,7 +292,10 @@ mod tests {
         back.verify(&ring.public_keys()).unwrap();
         let forged = text.replace("\n42\n", "\n43\n");
         let f = Checkpoint::parse(&forged).unwrap();
-        assert_eq!(f.verify(&ring.public_keys()).unwrap_err(), "signature verification failed");
+        assert_eq!(
+            f.verify(&ring.public_keys()).unwrap_err(),
+            "signature verification failed"
+        );
         assert!(Checkpoint::parse("garbage").is_err());
     }
 }

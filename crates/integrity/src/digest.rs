@@ -51,7 +51,11 @@ pub const DIGEST_PERIOD_MS_DEFAULT: i64 = 3_600_000;
 /// The object key of `group`'s digest for the period ending at `end_ms`.
 pub fn digest_key(group: &str, end_ms: i64) -> String {
     let g = encode_group(group);
-    format!("{DIGESTS_PREFIX}/{g}/{}/{g}_Digest_{}.json", date_path(end_ms), compact(end_ms))
+    format!(
+        "{DIGESTS_PREFIX}/{g}/{}/{g}_Digest_{}.json",
+        date_path(end_ms),
+        compact(end_ms)
+    )
 }
 
 /// The group a digest key belongs to, from its path (`None` for anything else).
@@ -66,7 +70,12 @@ pub fn signature_key(digest_key: &str) -> String {
 }
 
 /// CloudTrail's string to sign, with our object key.
-pub fn string_to_sign(end_time: &str, key: &str, digest_sha256: &Hash, previous_signature: Option<&str>) -> String {
+pub fn string_to_sign(
+    end_time: &str,
+    key: &str,
+    digest_sha256: &Hash,
+    previous_signature: Option<&str>,
+) -> String {
     format!(
         "{end_time}\n{key}\n{}\n{}",
         hex::encode(digest_sha256),
@@ -175,7 +184,9 @@ impl DigestWriter {
         let mut newest: HashMap<String, String> = HashMap::new();
         for m in objects::list(&store, DIGESTS_PREFIX).await? {
             let key = m.location.to_string();
-            let Some(enc) = group_of_digest_key(&key) else { continue };
+            let Some(enc) = group_of_digest_key(&key) else {
+                continue;
+            };
             let slot = newest.entry(enc).or_default();
             if key > *slot {
                 *slot = key;
@@ -187,13 +198,20 @@ impl DigestWriter {
             heads.insert(head.group.clone(), head);
         }
         let mut tree = checkpoint::load_frontier(&store).await?;
-        let mut pending: Vec<&DigestRef> = heads.values().filter(|h| h.tree_index >= tree.size()).collect();
+        let mut pending: Vec<&DigestRef> = heads
+            .values()
+            .filter(|h| h.tree_index >= tree.size())
+            .collect();
         pending.sort_by_key(|h| h.tree_index);
         for h in pending {
             if h.tree_index != tree.size() {
                 return Err(IntegrityError::corrupt(
                     &h.key,
-                    format!("digest tree index {} but the tree has {} leaves", h.tree_index, tree.size()),
+                    format!(
+                        "digest tree index {} but the tree has {} leaves",
+                        h.tree_index,
+                        tree.size()
+                    ),
                 ));
             }
             tree.push(merkle::leaf_hash(&h.sha256));
@@ -249,8 +267,15 @@ impl DigestWriter {
 
     /// Write `group`'s digest for `[start_ms, end_ms)` listing `seals` (the segments whose
     /// `sealed_at_ms` falls in the period; empty for a quiet period), then a checkpoint.
-    pub async fn write_period(&mut self, group: &str, start_ms: i64, end_ms: i64, seals: &[SegmentSeal]) -> Result<DigestRef> {
-        self.write_period_with_deletions(group, start_ms, end_ms, seals, &[]).await
+    pub async fn write_period(
+        &mut self,
+        group: &str,
+        start_ms: i64,
+        end_ms: i64,
+        seals: &[SegmentSeal],
+    ) -> Result<DigestRef> {
+        self.write_period_with_deletions(group, start_ms, end_ms, seals, &[])
+            .await
     }
 
     /// As [`Self::write_period`], also recording segments expired by retention.
@@ -263,10 +288,15 @@ impl DigestWriter {
         deletions: &[DigestDeletion],
     ) -> Result<DigestRef> {
         if start_ms >= end_ms {
-            return Err(IntegrityError::Invalid(format!("empty period {start_ms}..{end_ms}")));
+            return Err(IntegrityError::Invalid(format!(
+                "empty period {start_ms}..{end_ms}"
+            )));
         }
         if let Some(s) = seals.iter().find(|s| s.group != group) {
-            return Err(IntegrityError::Invalid(format!("segment {} belongs to group {}", s.key, s.group)));
+            return Err(IntegrityError::Invalid(format!(
+                "segment {} belongs to group {}",
+                s.key, s.group
+            )));
         }
         let head = self.heads.get(group);
         if let Some(h) = head {
@@ -280,7 +310,9 @@ impl DigestWriter {
         }
         let key = digest_key(group, end_ms);
         if head.is_some_and(|h| h.key == key) {
-            return Err(IntegrityError::Invalid(format!("digest key {key} is taken: periods must end in different seconds")));
+            return Err(IntegrityError::Invalid(format!(
+                "digest key {key} is taken: periods must end in different seconds"
+            )));
         }
         let active = self.keyring.active_key().clone();
         let digest = Digest {
@@ -315,20 +347,30 @@ impl DigestWriter {
                 .collect(),
             deletions: deletions.to_vec(),
         };
-        let bytes = serde_json::to_vec_pretty(&digest).map_err(|e| IntegrityError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&digest)
+            .map_err(|e| IntegrityError::Invalid(e.to_string()))?;
         let hash = sha256(&bytes);
-        let sts = string_to_sign(&digest.digest_end_time, &key, &hash, digest.previous_digest_signature.as_deref());
+        let sts = string_to_sign(
+            &digest.digest_end_time,
+            &key,
+            &hash,
+            digest.previous_digest_signature.as_deref(),
+        );
         let sig = self.keyring.sign(sts.as_bytes())?;
         let sig_file = SignatureFile {
             signature: hex::encode(&sig.bytes),
             signature_algorithm: sig.algorithm,
             fingerprint: sig.fingerprint.clone(),
         };
-        let sig_json = serde_json::to_vec(&sig_file).map_err(|e| IntegrityError::Invalid(e.to_string()))?;
+        let sig_json =
+            serde_json::to_vec(&sig_file).map_err(|e| IntegrityError::Invalid(e.to_string()))?;
         // The sidecar first: a crash in between leaves an orphan sidecar (rewritten by the
         // retry), never a digest without its signature.
         self.store
-            .put(&objects::path(&signature_key(&key))?, PutPayload::from(sig_json))
+            .put(
+                &objects::path(&signature_key(&key))?,
+                PutPayload::from(sig_json),
+            )
             .await?;
         self.store
             .put_opts(
@@ -367,9 +409,16 @@ impl DigestWriter {
 
 /// Parse digest bytes (strict: unknown versions are errors).
 pub fn parse_digest(key: &str, bytes: &[u8]) -> Result<Digest> {
-    let d: Digest = serde_json::from_slice(bytes).map_err(|e| IntegrityError::corrupt(key, format!("invalid format: {e}")))?;
+    let d: Digest = serde_json::from_slice(bytes)
+        .map_err(|e| IntegrityError::corrupt(key, format!("invalid format: {e}")))?;
     if d.digest_format_version != DIGEST_FORMAT_VERSION {
-        return Err(IntegrityError::corrupt(key, format!("unsupported digest format version {}", d.digest_format_version)));
+        return Err(IntegrityError::corrupt(
+            key,
+            format!(
+                "unsupported digest format version {}",
+                d.digest_format_version
+            ),
+        ));
     }
     Ok(d)
 }
@@ -380,14 +429,18 @@ async fn read_head(store: &Arc<dyn ObjectStore>, key: &str) -> Result<DigestRef>
         .ok_or_else(|| IntegrityError::corrupt(key, "listed but not found"))?;
     let d = parse_digest(key, &bytes)?;
     if d.digest_object != key {
-        return Err(IntegrityError::corrupt(key, format!("digest names itself {}", d.digest_object)));
+        return Err(IntegrityError::corrupt(
+            key,
+            format!("digest names itself {}", d.digest_object),
+        ));
     }
     let sig_bytes = objects::get_limited(store, &signature_key(key), SIG_BYTES_MAX)
         .await?
         .ok_or_else(|| IntegrityError::corrupt(key, "signature file not found"))?;
     let sig: SignatureFile = serde_json::from_slice(&sig_bytes)
         .map_err(|e| IntegrityError::corrupt(signature_key(key), format!("invalid format: {e}")))?;
-    let time = |s: &str| crate::time::parse_iso(s).ok_or_else(|| IntegrityError::corrupt(key, "bad time"));
+    let time =
+        |s: &str| crate::time::parse_iso(s).ok_or_else(|| IntegrityError::corrupt(key, "bad time"));
     Ok(DigestRef {
         group: d.log_group.clone(),
         key: key.to_string(),
@@ -409,10 +462,16 @@ mod tests {
     #[test]
     fn keys_follow_the_documented_layout() {
         let k = digest_key("aws/cloudtrail", 1_439_820_091_000);
-        assert_eq!(k, "digests/aws%2Fcloudtrail/2015/08/17/aws%2Fcloudtrail_Digest_20150817T140131Z.json");
+        assert_eq!(
+            k,
+            "digests/aws%2Fcloudtrail/2015/08/17/aws%2Fcloudtrail_Digest_20150817T140131Z.json"
+        );
         assert_eq!(group_of_digest_key(&k).as_deref(), Some("aws/cloudtrail"));
         assert_eq!(group_of_digest_key(&signature_key(&k)), None);
-        assert_eq!(string_to_sign("T", "k", &[0; 32], None), format!("T\nk\n{}\nnull", "00".repeat(32)));
+        assert_eq!(
+            string_to_sign("T", "k", &[0; 32], None),
+            format!("T\nk\n{}\nnull", "00".repeat(32))
+        );
     }
 
     #[tokio::test]
@@ -420,13 +479,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
-        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&data).unwrap());
-        let ring = Keyring::open_or_create(&dir.path().join("keys"), SignatureAlgorithm::Ed25519).unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(&data).unwrap());
+        let ring =
+            Keyring::open_or_create(&dir.path().join("keys"), SignatureAlgorithm::Ed25519).unwrap();
         let mut w = DigestWriter::open(store.clone(), ring).await.unwrap();
         let a = w.write_period("g", 0, 1000, &[]).await.unwrap();
         let b = w.write_period("h", 0, 1000, &[]).await.unwrap();
         assert_eq!((a.sequence, a.tree_index, b.tree_index), (0, 0, 1));
-        assert!(w.write_period("g", 500, 2000, &[]).await.is_err(), "overlap is refused");
+        assert!(
+            w.write_period("g", 500, 2000, &[]).await.is_err(),
+            "overlap is refused"
+        );
         drop(w);
         let ring = Keyring::open(&dir.path().join("keys")).unwrap();
         let mut w = DigestWriter::open(store.clone(), ring).await.unwrap();
@@ -434,12 +498,24 @@ mod tests {
         assert_eq!(w.head("g"), Some(&a));
         let c = w.write_period("g", 1000, 2000, &[]).await.unwrap();
         assert_eq!((c.sequence, c.tree_index), (1, 2));
-        let bytes = objects::get_limited(&store, &c.key, DIGEST_BYTES_MAX).await.unwrap().unwrap();
+        let bytes = objects::get_limited(&store, &c.key, DIGEST_BYTES_MAX)
+            .await
+            .unwrap()
+            .unwrap();
         let d = parse_digest(&c.key, &bytes).unwrap();
         assert_eq!(d.previous_digest_object.as_deref(), Some(a.key.as_str()));
         assert_eq!(d.previous_digest_hash_value, Some(hex::encode(a.sha256)));
-        assert_eq!(d.previous_digest_signature.as_deref(), Some(a.signature.as_str()));
-        let cp = Checkpoint::parse(&checkpoint::export_checkpoint(&store).await.unwrap().unwrap()).unwrap();
+        assert_eq!(
+            d.previous_digest_signature.as_deref(),
+            Some(a.signature.as_str())
+        );
+        let cp = Checkpoint::parse(
+            &checkpoint::export_checkpoint(&store)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(cp.size, 3);
         cp.verify(&w.keyring().public_keys()).unwrap();
     }

@@ -20,9 +20,9 @@ pub mod objects;
 pub mod time;
 pub mod validate;
 
-pub use hash::{sha256, Hash};
-pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
 pub use digest::{DigestRef, DigestWriter};
 pub use error::{IntegrityError, Result};
+pub use hash::{sha256, Hash};
 pub use keys::{Keyring, PublicKeySet, SignatureAlgorithm};
+pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
 pub use validate::{validate, ValidateOptions, ValidationReport};

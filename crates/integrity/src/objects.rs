@@ -15,7 +15,11 @@ pub fn path(key: &str) -> Result<Path> {
 }
 
 /// Read an object; `Ok(None)` if it does not exist; an error if larger than `bytes_max`.
-pub async fn get_limited(store: &Arc<dyn ObjectStore>, key: &str, bytes_max: u64) -> Result<Option<Bytes>> {
+pub async fn get_limited(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    bytes_max: u64,
+) -> Result<Option<Bytes>> {
     let p = path(key)?;
     let res = match store.get(&p).await {
         Ok(r) => r,
@@ -23,7 +27,10 @@ pub async fn get_limited(store: &Arc<dyn ObjectStore>, key: &str, bytes_max: u64
         Err(e) => return Err(e.into()),
     };
     if res.meta.size > bytes_max {
-        return Err(IntegrityError::corrupt(key, format!("object is {} bytes, more than {bytes_max}", res.meta.size)));
+        return Err(IntegrityError::corrupt(
+            key,
+            format!("object is {} bytes, more than {bytes_max}", res.meta.size),
+        ));
     }
     Ok(Some(res.bytes().await?))
 }

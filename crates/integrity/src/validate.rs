@@ -22,7 +22,9 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::digest::{self, parse_digest, signature_key, string_to_sign, Digest, SignatureFile, DIGESTS_PREFIX};
+use crate::digest::{
+    self, parse_digest, signature_key, string_to_sign, Digest, SignatureFile, DIGESTS_PREFIX,
+};
 use crate::error::{IntegrityError, Result};
 use crate::hash::{parse_hash_hex, sha256, Hash};
 use crate::keys::PublicKeySet;
@@ -94,7 +96,10 @@ pub struct ValidationReport {
 
 impl ValidationReport {
     fn count(&self, kind: Kind, pred: impl Fn(&Status) -> bool) -> usize {
-        self.findings.iter().filter(|f| f.kind == kind && pred(&f.status)).count()
+        self.findings
+            .iter()
+            .filter(|f| f.kind == kind && pred(&f.status))
+            .count()
     }
 
     pub fn digests_total(&self) -> usize {
@@ -115,7 +120,10 @@ impl ValidationReport {
 
     /// Everything invalid, in report order.
     pub fn failures(&self) -> Vec<&Finding> {
-        self.findings.iter().filter(|f| matches!(f.status, Status::Invalid(_))).collect()
+        self.findings
+            .iter()
+            .filter(|f| matches!(f.status, Status::Invalid(_)))
+            .collect()
     }
 
     pub fn is_valid(&self) -> bool {
@@ -134,9 +142,14 @@ impl ValidationReport {
             match &f.status {
                 Status::Valid if verbose => out.push_str(&format!("{label}\t{}\tvalid\n", f.key)),
                 Status::Valid => {}
-                Status::Pending if verbose => out.push_str(&format!("{label}\t{}\tpending: newer than the newest digest\n", f.key)),
+                Status::Pending if verbose => out.push_str(&format!(
+                    "{label}\t{}\tpending: newer than the newest digest\n",
+                    f.key
+                )),
                 Status::Pending => {}
-                Status::Invalid(why) => out.push_str(&format!("{label}\t{}\tINVALID: {why}\n", f.key)),
+                Status::Invalid(why) => {
+                    out.push_str(&format!("{label}\t{}\tINVALID: {why}\n", f.key))
+                }
             }
         }
         for g in &self.gaps {
@@ -154,7 +167,9 @@ impl ValidationReport {
             t(self.requested.1, "now")
         ));
         match self.found {
-            Some((a, b)) => out.push_str(&format!("Results found for {} to {}:\n\n", iso(a), iso(b))),
+            Some((a, b)) => {
+                out.push_str(&format!("Results found for {} to {}:\n\n", iso(a), iso(b)))
+            }
             None => out.push_str("No digests found\n\n"),
         }
         let summary = |valid: usize, total: usize, what: &str| {
@@ -164,16 +179,31 @@ impl ValidationReport {
             }
             s
         };
-        out.push_str(&summary(self.digests_valid(), self.digests_total(), "digest"));
+        out.push_str(&summary(
+            self.digests_valid(),
+            self.digests_total(),
+            "digest",
+        ));
         out.push('\n');
-        out.push_str(&summary(self.segments_valid(), self.segments_total(), "segment"));
+        out.push_str(&summary(
+            self.segments_valid(),
+            self.segments_total(),
+            "segment",
+        ));
         if self.segments_pending() > 0 {
-            out.push_str(&format!(", {} segment files pending", self.segments_pending()));
+            out.push_str(&format!(
+                ", {} segment files pending",
+                self.segments_pending()
+            ));
         }
         out.push('\n');
         let cps = self.count(Kind::Checkpoint, |_| true);
         if cps > 0 {
-            out.push_str(&summary(self.count(Kind::Checkpoint, |s| *s == Status::Valid), cps, "checkpoint"));
+            out.push_str(&summary(
+                self.count(Kind::Checkpoint, |s| *s == Status::Valid),
+                cps,
+                "checkpoint",
+            ));
             out.push('\n');
         }
         out
@@ -209,7 +239,10 @@ fn check_digest(key: &str, bytes: &[u8], sig: Option<&[u8]>, keys: &PublicKeySet
             return d;
         }
     };
-    let (Some(start), Some(end)) = (parse_iso(&digest.digest_start_time), parse_iso(&digest.digest_end_time)) else {
+    let (Some(start), Some(end)) = (
+        parse_iso(&digest.digest_start_time),
+        parse_iso(&digest.digest_end_time),
+    ) else {
         d.own = Status::invalid("invalid format");
         return d;
     };
@@ -218,7 +251,9 @@ fn check_digest(key: &str, bytes: &[u8], sig: Option<&[u8]>, keys: &PublicKeySet
     let sig = sig.and_then(|s| serde_json::from_slice::<SignatureFile>(s).ok());
     d.signature = sig.as_ref().map(|s| s.signature.clone());
     d.own = (|| {
-        if digest.digest_object != key || digest::group_of_digest_key(key).as_deref() != Some(digest.log_group.as_str()) {
+        if digest.digest_object != key
+            || digest::group_of_digest_key(key).as_deref() != Some(digest.log_group.as_str())
+        {
             return Status::invalid("has been moved from its original location");
         }
         let Some(sig) = &sig else {
@@ -233,9 +268,17 @@ fn check_digest(key: &str, bytes: &[u8], sig: Option<&[u8]>, keys: &PublicKeySet
         }
         let signed_at = parse_iso(&digest.digest_signing_time).unwrap_or(i64::MIN);
         if !pk.valid_at(signed_at) {
-            return Status::Invalid(format!("public key {fp} was not valid at {}", digest.digest_signing_time));
+            return Status::Invalid(format!(
+                "public key {fp} was not valid at {}",
+                digest.digest_signing_time
+            ));
         }
-        let sts = string_to_sign(&digest.digest_end_time, key, &d.sha256, digest.previous_digest_signature.as_deref());
+        let sts = string_to_sign(
+            &digest.digest_end_time,
+            key,
+            &d.sha256,
+            digest.previous_digest_signature.as_deref(),
+        );
         match hex::decode(&sig.signature) {
             Ok(s) if pk.verify(sts.as_bytes(), &s) => Status::Valid,
             _ => Status::invalid("signature verification failed"),
@@ -246,7 +289,11 @@ fn check_digest(key: &str, bytes: &[u8], sig: Option<&[u8]>, keys: &PublicKeySet
 }
 
 /// Validate the vault in `store` (the data root, or an auditor's copy of it).
-pub async fn validate(opts: ValidateOptions, store: Arc<dyn ObjectStore>, public_keys: &PublicKeySet) -> Result<ValidationReport> {
+pub async fn validate(
+    opts: ValidateOptions,
+    store: Arc<dyn ObjectStore>,
+    public_keys: &PublicKeySet,
+) -> Result<ValidationReport> {
     let mut report = ValidationReport {
         requested: (opts.start_ms, opts.end_ms),
         ..Default::default()
@@ -265,32 +312,43 @@ pub async fn validate(opts: ValidateOptions, store: Arc<dyn ObjectStore>, public
         .cloned()
         .collect();
     let keys = Arc::new(public_keys.clone());
-    let loaded: Vec<Result<LoadedDigest>> = futures::stream::iter(digest_keys.into_iter().map(|key| {
-        let store = store.clone();
-        let keys = keys.clone();
-        let has_sig = present.contains(&signature_key(&key));
-        async move {
-            let bytes = objects::get_limited(&store, &key, digest::DIGEST_BYTES_MAX)
-                .await?
-                .ok_or_else(|| IntegrityError::corrupt(&key, "vanished while validating"))?;
-            let sig = if has_sig {
-                objects::get_limited(&store, &signature_key(&key), digest::SIG_BYTES_MAX).await?
-            } else {
-                None
-            };
-            let d = tokio::task::spawn_blocking(move || check_digest(&key, &bytes, sig.as_deref(), &keys))
+    let loaded: Vec<Result<LoadedDigest>> =
+        futures::stream::iter(digest_keys.into_iter().map(|key| {
+            let store = store.clone();
+            let keys = keys.clone();
+            let has_sig = present.contains(&signature_key(&key));
+            async move {
+                let bytes = objects::get_limited(&store, &key, digest::DIGEST_BYTES_MAX)
+                    .await?
+                    .ok_or_else(|| IntegrityError::corrupt(&key, "vanished while validating"))?;
+                let sig = if has_sig {
+                    objects::get_limited(&store, &signature_key(&key), digest::SIG_BYTES_MAX)
+                        .await?
+                } else {
+                    None
+                };
+                let d = tokio::task::spawn_blocking(move || {
+                    check_digest(&key, &bytes, sig.as_deref(), &keys)
+                })
                 .await
                 .map_err(|e| IntegrityError::Invalid(format!("validation task failed: {e}")))?;
-            Ok(d)
-        }
-    }))
-    .buffer_unordered(concurrency)
-    .collect()
-    .await;
+                Ok(d)
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     let loaded = loaded.into_iter().collect::<Result<Vec<_>>>()?;
 
     // 2. The digest tree and the checkpoints.
-    check_tree(&store, &loaded, opts.checkpoint.as_ref(), public_keys, &mut report).await?;
+    check_tree(
+        &store,
+        &loaded,
+        opts.checkpoint.as_ref(),
+        public_keys,
+        &mut report,
+    )
+    .await?;
 
     // 3. Chains, per group, newest to oldest.
     let mut by_group: BTreeMap<String, Vec<&LoadedDigest>> = BTreeMap::new();
@@ -301,12 +359,18 @@ pub async fn validate(opts: ValidateOptions, store: Arc<dyn ObjectStore>, public
     }
     let in_range = |d: &LoadedDigest| {
         d.digest.is_none()
-            || (opts.start_ms.is_none_or(|s| d.end_ms > s) && opts.end_ms.is_none_or(|e| d.start_ms < e))
+            || (opts.start_ms.is_none_or(|s| d.end_ms > s)
+                && opts.end_ms.is_none_or(|e| d.start_ms < e))
     };
     let mut newest_end: HashMap<String, i64> = HashMap::new();
     let mut digest_findings = Vec::new();
     for (group, mut ds) in by_group {
-        if let Some(newest) = ds.iter().filter(|d| d.digest.is_some()).map(|d| d.end_ms).max() {
+        if let Some(newest) = ds
+            .iter()
+            .filter(|d| d.digest.is_some())
+            .map(|d| d.end_ms)
+            .max()
+        {
             newest_end.insert(group.clone(), newest);
         }
         if opts.group.as_ref().is_some_and(|g| *g != group) {
@@ -330,38 +394,43 @@ pub async fn validate(opts: ValidateOptions, store: Arc<dyn ObjectStore>, public
     for (i, f) in digest_findings.iter().enumerate() {
         let Some(ld) = f.1 else { continue };
         let Some(dg) = &ld.digest else { continue };
-        found = Some(found.map_or((ld.start_ms, ld.end_ms), |(a, b)| (a.min(ld.start_ms), b.max(ld.end_ms))));
+        found = Some(found.map_or((ld.start_ms, ld.end_ms), |(a, b)| {
+            (a.min(ld.start_ms), b.max(ld.end_ms))
+        }));
         for s in &dg.segments {
-            hash_owner.entry(s.hash_value.clone()).or_insert_with(|| s.object.clone());
+            hash_owner
+                .entry(s.hash_value.clone())
+                .or_insert_with(|| s.object.clone());
             jobs.push((i, s.clone()));
         }
     }
     report.found = found;
     let progress = progress_bar(opts.progress, jobs.len() as u64);
     let hash_owner = Arc::new(hash_owner);
-    let mut seg_results: Vec<(usize, usize, Finding)> = futures::stream::iter(jobs.into_iter().enumerate().map(|(n, (i, s))| {
-        let store = store.clone();
-        let owners = hash_owner.clone();
-        let progress = progress.clone();
-        async move {
-            let status = check_segment(&store, &s, &owners).await;
-            if let Some(p) = &progress {
-                p.inc(1);
+    let mut seg_results: Vec<(usize, usize, Finding)> =
+        futures::stream::iter(jobs.into_iter().enumerate().map(|(n, (i, s))| {
+            let store = store.clone();
+            let owners = hash_owner.clone();
+            let progress = progress.clone();
+            async move {
+                let status = check_segment(&store, &s, &owners).await;
+                if let Some(p) = &progress {
+                    p.inc(1);
+                }
+                (
+                    i,
+                    n,
+                    Finding {
+                        kind: Kind::Segment,
+                        key: s.object,
+                        status,
+                    },
+                )
             }
-            (
-                i,
-                n,
-                Finding {
-                    kind: Kind::Segment,
-                    key: s.object,
-                    status,
-                },
-            )
-        }
-    }))
-    .buffer_unordered(concurrency)
-    .collect()
-    .await;
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
@@ -388,10 +457,14 @@ pub async fn validate(opts: ValidateOptions, store: Arc<dyn ObjectStore>, public
             }
         }
         let modified = m.last_modified.timestamp_millis();
-        if opts.start_ms.is_some_and(|s| modified < s) || opts.end_ms.is_some_and(|e| modified >= e) {
+        if opts.start_ms.is_some_and(|s| modified < s) || opts.end_ms.is_some_and(|e| modified >= e)
+        {
             continue;
         }
-        let newest = group.as_ref().and_then(|g| newest_end.get(g).copied()).or(global_newest);
+        let newest = group
+            .as_ref()
+            .and_then(|g| newest_end.get(g).copied())
+            .or(global_newest);
         let status = match newest {
             Some(end) if modified < end => Status::invalid("not in any digest"),
             _ => Status::Pending,
@@ -410,7 +483,9 @@ fn progress_bar(wanted: bool, len: u64) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} segments {binary_bytes_per_sec} eta {eta}") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} segments {binary_bytes_per_sec} eta {eta}",
+    ) {
         bar.set_style(style);
     }
     Some(bar)
@@ -424,11 +499,17 @@ pub fn segment_group(key: &str) -> Option<String> {
 }
 
 /// Walk one group's digests newest to oldest, following `previousDigestObject`.
-fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding, Option<&'a LoadedDigest>)>, gaps: &mut Vec<Gap>) {
+fn walk_chain<'a>(
+    group: &str,
+    ds: Vec<&'a LoadedDigest>,
+    out: &mut Vec<(Finding, Option<&'a LoadedDigest>)>,
+    gaps: &mut Vec<Gap>,
+) {
     let by_key: HashMap<&str, &LoadedDigest> = ds.iter().map(|d| (d.key.as_str(), *d)).collect();
     let mut order: Vec<&LoadedDigest> = ds.clone();
     order.sort_by(|a, b| b.key.cmp(&a.key));
-    let mut status: HashMap<&str, Status> = ds.iter().map(|d| (d.key.as_str(), d.own.clone())).collect();
+    let mut status: HashMap<&str, Status> =
+        ds.iter().map(|d| (d.key.as_str(), d.own.clone())).collect();
     let mut visited: HashSet<&str> = HashSet::new();
     // (position in output, synthetic finding) for digests known only by reference.
     let mut sequence: Vec<Result<&str, Finding>> = Vec::new();
@@ -437,7 +518,9 @@ fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding
         while next_unvisited < order.len() && visited.contains(order[next_unvisited].key.as_str()) {
             next_unvisited += 1;
         }
-        let Some(start) = order.get(next_unvisited) else { break };
+        let Some(start) = order.get(next_unvisited) else {
+            break;
+        };
         // A new chain segment starts at the newest digest not yet reached.
         let mut cur: &LoadedDigest = start;
         loop {
@@ -446,9 +529,15 @@ fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding
             let Some(dg) = &cur.digest else { break };
             let Some(prev_key) = dg.previous_digest_object.as_deref() else {
                 // A starting digest: anything older belongs to an earlier chain.
-                if let Some(older) = order.iter().find(|d| d.key < cur.key && !visited.contains(d.key.as_str()) && d.digest.is_some()) {
+                if let Some(older) = order.iter().find(|d| {
+                    d.key < cur.key && !visited.contains(d.key.as_str()) && d.digest.is_some()
+                }) {
                     if older.end_ms < cur.start_ms {
-                        gaps.push(Gap { group: group.to_string(), from_ms: older.end_ms, to_ms: cur.start_ms });
+                        gaps.push(Gap {
+                            group: group.to_string(),
+                            from_ms: older.end_ms,
+                            to_ms: cur.start_ms,
+                        });
                     }
                 }
                 break;
@@ -460,7 +549,11 @@ fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding
                         if let Some(why) = link {
                             status.insert(prev_key, Status::Invalid(why));
                         } else if prev.end_ms < cur.start_ms {
-                            gaps.push(Gap { group: group.to_string(), from_ms: prev.end_ms, to_ms: cur.start_ms });
+                            gaps.push(Gap {
+                                group: group.to_string(),
+                                from_ms: prev.end_ms,
+                                to_ms: cur.start_ms,
+                            });
                         }
                     }
                     cur = prev;
@@ -469,10 +562,14 @@ fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding
                 None => {
                     // The predecessor is gone. The next older digest still present tells,
                     // through its sequence number, how many are gone.
-                    let older = order
-                        .iter()
-                        .find(|d| d.key.as_str() < prev_key && !visited.contains(d.key.as_str()) && d.digest.is_some());
-                    let older_seq = older.and_then(|o| o.digest.as_ref()).map(|o| o.digest_sequence);
+                    let older = order.iter().find(|d| {
+                        d.key.as_str() < prev_key
+                            && !visited.contains(d.key.as_str())
+                            && d.digest.is_some()
+                    });
+                    let older_seq = older
+                        .and_then(|o| o.digest.as_ref())
+                        .map(|o| o.digest_sequence);
                     let missing = match older_seq {
                         Some(s) if s < dg.digest_sequence => dg.digest_sequence - s - 1,
                         _ => dg.digest_sequence.max(1),
@@ -522,15 +619,34 @@ fn walk_chain<'a>(group: &str, ds: Vec<&'a LoadedDigest>, out: &mut Vec<(Finding
 }
 
 /// Does `cur`'s record of its predecessor match `prev`? The reason, if not.
-fn link_problem(cur: &LoadedDigest, dg: &Digest, prev: &LoadedDigest, pd: &Digest) -> Option<String> {
-    if dg.previous_digest_hash_value.as_deref().and_then(parse_hash_hex) != Some(prev.sha256) {
-        return Some(format!("hash value doesn't match the previousDigestHashValue of {}", cur.key));
+fn link_problem(
+    cur: &LoadedDigest,
+    dg: &Digest,
+    prev: &LoadedDigest,
+    pd: &Digest,
+) -> Option<String> {
+    if dg
+        .previous_digest_hash_value
+        .as_deref()
+        .and_then(parse_hash_hex)
+        != Some(prev.sha256)
+    {
+        return Some(format!(
+            "hash value doesn't match the previousDigestHashValue of {}",
+            cur.key
+        ));
     }
     if dg.previous_digest_signature != prev.signature {
-        return Some(format!("signature doesn't match the previousDigestSignature of {}", cur.key));
+        return Some(format!(
+            "signature doesn't match the previousDigestSignature of {}",
+            cur.key
+        ));
     }
     if pd.digest_sequence + 1 != dg.digest_sequence {
-        return Some(format!("sequence number {} does not precede {} of {}", pd.digest_sequence, dg.digest_sequence, cur.key));
+        return Some(format!(
+            "sequence number {} does not precede {} of {}",
+            pd.digest_sequence, dg.digest_sequence, cur.key
+        ));
     }
     if prev.end_ms > cur.start_ms {
         return Some(format!("period overlaps the next digest {}", cur.key));
@@ -538,7 +654,11 @@ fn link_problem(cur: &LoadedDigest, dg: &Digest, prev: &LoadedDigest, pd: &Diges
     None
 }
 
-async fn check_segment(store: &Arc<dyn ObjectStore>, s: &digest::DigestSegment, owners: &HashMap<String, String>) -> Status {
+async fn check_segment(
+    store: &Arc<dyn ObjectStore>,
+    s: &digest::DigestSegment,
+    owners: &HashMap<String, String>,
+) -> Status {
     let bytes = match objects::get_limited(store, &s.object, SEGMENT_BYTES_MAX).await {
         Ok(Some(b)) => b,
         Ok(None) => return Status::invalid("not found"),
@@ -556,7 +676,9 @@ async fn check_segment(store: &Arc<dyn ObjectStore>, s: &digest::DigestSegment, 
     let hash_ok = Some(actual_hash) == parse_hash_hex(&s.hash_value);
     let swapped = owners_hit(&hex::encode(actual_hash));
     let s2 = s.clone();
-    let merkle = tokio::task::spawn_blocking(move || merkle_check(bytes, &s2)).await.unwrap_or_else(|e| Err(format!("decoding failed: {e}")));
+    let merkle = tokio::task::spawn_blocking(move || merkle_check(bytes, &s2))
+        .await
+        .unwrap_or_else(|e| Err(format!("decoding failed: {e}")));
     match (hash_ok, merkle) {
         (true, Ok(())) => Status::Valid,
         (true, Err(why)) => Status::Invalid(why),
@@ -583,7 +705,11 @@ fn merkle_check(bytes: Bytes, s: &digest::DigestSegment) -> std::result::Result<
     if Some(root) != parse_hash_hex(&s.merkle_root) {
         let mut why = "Merkle root doesn't match".to_string();
         if events.len() as u64 != s.event_count {
-            why.push_str(&format!(" ({} events, the digest lists {})", events.len(), s.event_count));
+            why.push_str(&format!(
+                " ({} events, the digest lists {})",
+                events.len(),
+                s.event_count
+            ));
         }
         return Err(why);
     }
@@ -603,24 +729,44 @@ async fn check_tree(
     for d in loaded {
         if let Some(dg) = &d.digest {
             if let Some((_, other)) = leaves.insert(dg.digest_tree_index, (d.sha256, &d.key)) {
-                duplicate.push(format!("digests {other} and {} claim tree index {}", d.key, dg.digest_tree_index));
+                duplicate.push(format!(
+                    "digests {other} and {} claim tree index {}",
+                    d.key, dg.digest_tree_index
+                ));
             }
         }
     }
     // The tree is rebuilt up to the first hole; a hole is a digest that is gone.
-    let contiguous = leaves.keys().enumerate().take_while(|(i, k)| *i as u64 == **k).count();
-    let tree = MerkleTree::from_leaf_hashes(leaves.values().take(contiguous).map(|(h, _)| merkle::leaf_hash(h)).collect());
+    let contiguous = leaves
+        .keys()
+        .enumerate()
+        .take_while(|(i, k)| *i as u64 == **k)
+        .count();
+    let tree = MerkleTree::from_leaf_hashes(
+        leaves
+            .values()
+            .take(contiguous)
+            .map(|(h, _)| merkle::leaf_hash(h))
+            .collect(),
+    );
     let total_indices = leaves.keys().next_back().map_or(0, |k| k + 1);
     let tree_label = "digest tree";
     let mut tree_status = Status::Valid;
     if let Some(d) = duplicate.first() {
         tree_status = Status::Invalid(d.clone());
     } else if (contiguous as u64) < total_indices {
-        let holes: Vec<u64> = (0..total_indices).filter(|i| !leaves.contains_key(i)).take(10).collect();
+        let holes: Vec<u64> = (0..total_indices)
+            .filter(|i| !leaves.contains_key(i))
+            .take(10)
+            .collect();
         tree_status = Status::Invalid(format!(
             "{} of {total_indices} digests are missing (tree indices {holes:?}{})",
             total_indices - leaves.len() as u64,
-            if total_indices - (leaves.len() as u64) > 10 { ", ..." } else { "" }
+            if total_indices - (leaves.len() as u64) > 10 {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     report.findings.push(Finding {
@@ -639,18 +785,38 @@ async fn check_tree(
             status,
         }
     };
-    for (key, cp) in checkpoint::stored_checkpoints(store).await? {
-        match cp {
-            Ok(cp) => report.findings.push(check(key, &cp)),
-            Err(why) => report.findings.push(Finding {
-                kind: Kind::Checkpoint,
-                key,
-                status: Status::Invalid(why),
-            }),
+    // Stored checkpoints are many (one per digest): one finding for all of them, naming the
+    // first that fails, so a single rewrite is not reported a thousand times.
+    let stored = checkpoint::stored_checkpoints(store).await?;
+    let total = stored.len();
+    let mut bad: Vec<(String, String)> = Vec::new();
+    for (key, cp) in stored {
+        let status = match cp {
+            Ok(cp) => check(key.clone(), &cp).status,
+            Err(why) => Status::Invalid(why),
+        };
+        if let Status::Invalid(why) = status {
+            bad.push((key, why));
         }
     }
+    if total > 0 {
+        report.findings.push(Finding {
+            kind: Kind::Checkpoint,
+            key: format!("{}/ ({total} stored)", checkpoint::CHECKPOINTS_PREFIX),
+            status: match bad.first() {
+                None => Status::Valid,
+                Some((key, why)) if bad.len() == 1 => Status::Invalid(format!("{key}: {why}")),
+                Some((key, why)) => Status::Invalid(format!(
+                    "{key}: {why} (and {} later checkpoints)",
+                    bad.len() - 1
+                )),
+            },
+        });
+    }
     if let Some(cp) = exported {
-        report.findings.push(check(format!("exported checkpoint (size {})", cp.size), cp));
+        report
+            .findings
+            .push(check(format!("exported checkpoint (size {})", cp.size), cp));
     }
     Ok(())
 }
@@ -664,11 +830,16 @@ fn consistency_status(tree: &MerkleTree, cp: &Checkpoint) -> Status {
             tree.size()
         ));
     }
-    let proof = tree.consistency_proof(cp.size, tree.size()).unwrap_or_default();
+    let proof = tree
+        .consistency_proof(cp.size, tree.size())
+        .unwrap_or_default();
     if merkle::verify_consistency(cp.size, tree.size(), &cp.root, &tree.root(), &proof) {
         Status::Valid
     } else {
-        Status::Invalid(format!("history rewritten: the first {} digests no longer have the checkpoint's root", cp.size))
+        Status::Invalid(format!(
+            "history rewritten: the first {} digests no longer have the checkpoint's root",
+            cp.size
+        ))
     }
 }
 
@@ -679,7 +850,8 @@ mod tests {
     #[test]
     fn segment_group_from_layout() {
         assert_eq!(
-            segment_group("segments/group=aws%2Fx/year=2025/month=11/day=22/hour=03/a.parquet").as_deref(),
+            segment_group("segments/group=aws%2Fx/year=2025/month=11/day=22/hour=03/a.parquet")
+                .as_deref(),
             Some("aws/x")
         );
         assert_eq!(segment_group("segments/other/x"), None);
