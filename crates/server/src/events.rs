@@ -23,12 +23,20 @@ pub struct PutLogEvents {
     log_group_name: String,
     log_stream_name: String,
     log_events: Vec<InputLogEvent>,
+    /// trailvault extension for importing history: accept events of any age and in any
+    /// order (they are sorted). The request is still signed and size-limited.
+    #[serde(default, rename = "trailvaultImport")]
+    import: bool,
 }
 
 #[derive(Deserialize)]
 pub struct InputLogEvent {
     timestamp: i64,
     message: String,
+    /// trailvault extension: the importer's normalized form of `message`. Derived data only;
+    /// the raw message stays the evidence. AWS clients never send it.
+    #[serde(default, rename = "trailvaultNormalized")]
+    normalized: Option<Box<trailvault_model::Normalized>>,
 }
 
 pub async fn put_log_events(app: &AppState, req: PutLogEvents) -> Result<Value, ApiError> {
@@ -38,7 +46,7 @@ pub async fn put_log_events(app: &AppState, req: PutLogEvents) -> Result<Value, 
         .map(|e| InputEvent {
             timestamp_ms: e.timestamp,
             message: e.message,
-            normalized: None,
+            normalized: e.normalized,
         })
         .collect();
     let out = app
@@ -47,7 +55,11 @@ pub async fn put_log_events(app: &AppState, req: PutLogEvents) -> Result<Value, 
             &req.log_group_name,
             &req.log_stream_name,
             events,
-            PutOptions::api(now_ms()),
+            if req.import {
+                PutOptions::import(now_ms())
+            } else {
+                PutOptions::api(now_ms())
+            },
         )
         .await?;
     if let Some(monitor) = &app.monitor {
