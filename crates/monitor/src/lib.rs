@@ -2,12 +2,15 @@
 //!
 //! - [`pattern`]: the CloudWatch Logs filter pattern language, compiled into fast matchers.
 //! - [`metric`]: metric filters (PutMetricFilter / TestMetricFilter) and per-minute aggregates.
+//! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
 //! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
+pub mod alarm;
 pub mod metric;
 pub mod pattern;
 pub mod store;
 
+pub use alarm::{evaluate, Alarm, AlarmSpec, AlarmState, Evaluation, Transition};
 pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic};
 pub use pattern::{
     Extracted, FilterPattern, PatternError, PatternErrorKind, PatternKind, PatternSet,

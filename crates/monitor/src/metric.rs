@@ -244,6 +244,9 @@ impl Statistic {
 /// Values kept per datum for percentiles; beyond this percentiles are approximate.
 pub const VALUES_PER_DATUM_MAX: usize = 1000;
 
+/// Per (dimensions, minute): the aggregate and the kept values.
+type Buckets = HashMap<(BTreeMap<String, String>, i64), (Aggregate, Vec<f64>)>;
+
 /// Per-filter state that outlives one batch: the dimension-set limit.
 #[derive(Debug, Default, Clone)]
 pub struct FilterState {
@@ -408,8 +411,7 @@ impl MetricFilter {
             return Vec::new();
         }
         let t = self.transformation();
-        let mut buckets: HashMap<(BTreeMap<String, String>, i64), (Aggregate, Vec<f64>)> =
-            HashMap::new();
+        let mut buckets: Buckets = HashMap::new();
         let mut minutes_seen: Vec<i64> = Vec::new();
         let mut minutes_matched: HashSet<i64> = HashSet::new();
         for (i, ev) in events.iter().enumerate() {
