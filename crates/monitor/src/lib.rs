@@ -3,11 +3,13 @@
 //! - [`pattern`]: the CloudWatch Logs filter pattern language, compiled into fast matchers.
 //! - [`metric`]: metric filters (PutMetricFilter / TestMetricFilter) and per-minute aggregates.
 //! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
+//! - [`rules`]: rule packs (CIS AWS Foundations) as versioned data files.
 //! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
 pub mod alarm;
 pub mod metric;
 pub mod pattern;
+pub mod rules;
 pub mod store;
 
 pub use alarm::{evaluate, Alarm, AlarmSpec, AlarmState, Evaluation, Transition};
@@ -15,4 +17,5 @@ pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic
 pub use pattern::{
     Extracted, FilterPattern, PatternError, PatternErrorKind, PatternKind, PatternSet,
 };
+pub use rules::{rule_pack, rule_packs, Rule, RulePack};
 pub use store::{MonitorDb, StoreError};
