@@ -3,8 +3,8 @@
 //!
 //! Input may hold several envelopes back to back, and may be gzip-compressed (as delivered);
 //! decompressed size is capped at [`DECOMPRESSED_BYTES_MAX`]. Each `logEvents[].message` is one
-//! record and its raw is the message text itself (unescaped), so offsets point at the envelope
-//! that carried it. `CONTROL_MESSAGE` envelopes are health checks: counted in `skipped`.
+//! record and its raw is the message text itself (unescaped), so offsets point at the JSON
+//! of the log event that carried it. `CONTROL_MESSAGE` envelopes are health checks: counted in `skipped`.
 //!
 //! A message that is a CloudTrail event is normalized as CloudTrail (source `cloudtrail`);
 //! any other message is kept opaque with the envelope's metadata.
@@ -14,7 +14,12 @@ use std::io::Read;
 use serde_json::{json, Value};
 use trailvault_model::Normalized;
 
-use crate::json::{for_each_value, i64_of, nonempty, owned, reject_value, str_of};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::json::{
+    for_each_value, i64_of, nonempty, offset_in, owned, reject_value, str_of, LineCounter,
+};
 use crate::sources::cloudtrail;
 use crate::{ParseOutput, ParsedRecord, Rejection};
 
@@ -103,33 +108,58 @@ fn parse_plain(input: &[u8]) -> ParseOutput {
                 );
             }
         }
-        let Some(events) = env.get("logEvents").and_then(Value::as_array) else {
-            return reject_value(
-                out,
-                raw,
-                offset,
-                line,
-                "subscription envelope has no logEvents array",
-            );
-        };
-        for event in events {
-            match event_record(&env, event) {
-                Ok(normalized) => out.records.push(ParsedRecord {
-                    raw: str_of(event, "message").unwrap_or_default().to_owned(),
+        // The events' own byte spans, so a rejected event keeps its exact bytes.
+        let spans = match serde_json::from_str::<EventSpans<'_>>(raw.get()) {
+            Ok(EventSpans {
+                log_events: Some(spans),
+            }) => spans,
+            _ => {
+                return reject_value(
+                    out,
+                    raw,
                     offset,
                     line,
+                    "subscription envelope has no logEvents array",
+                )
+            }
+        };
+        let mut lines = LineCounter::new(raw.get().as_bytes());
+        for span in spans {
+            let within = offset_in(raw.get().as_bytes(), span.get());
+            let ev_offset = offset + within as u64;
+            let ev_line = line + lines.line_at(within) - 1;
+            let result = serde_json::from_str::<Value>(span.get())
+                .map_err(|e| format!("malformed log event: {e}"))
+                .and_then(|event| {
+                    let normalized = event_record(&env, &event)?;
+                    Ok((
+                        str_of(&event, "message").unwrap_or_default().to_owned(),
+                        normalized,
+                    ))
+                });
+            match result {
+                Ok((message, normalized)) => out.records.push(ParsedRecord {
+                    raw: message,
+                    offset: ev_offset,
+                    line: ev_line,
                     normalized,
                 }),
                 Err(reason) => out.rejections.push(Rejection {
-                    offset,
-                    line,
+                    offset: ev_offset,
+                    line: ev_line,
                     reason,
-                    raw: event.to_string().into_bytes(),
+                    raw: span.get().as_bytes().to_vec(),
                 }),
             }
         }
     });
     out
+}
+
+#[derive(Deserialize)]
+struct EventSpans<'a> {
+    #[serde(borrow, rename = "logEvents")]
+    log_events: Option<Vec<&'a RawValue>>,
 }
 
 fn event_record(env: &Value, event: &Value) -> Result<Normalized, String> {

@@ -60,7 +60,13 @@ fn top_level(raw: &RawValue, offset: u64, line: u64, out: &mut ParseOutput) {
     let top: Top<'_> = match serde_json::from_str(raw.get()) {
         Ok(t) => t,
         Err(e) => {
-            return reject_value(out, raw, offset, line, format!("expected `configurationItems` to be an array: {e}"))
+            return reject_value(
+                out,
+                raw,
+                offset,
+                line,
+                format!("expected `configurationItems` to be an array: {e}"),
+            )
         }
     };
     if let Some(items) = top.configuration_items {
@@ -112,7 +118,9 @@ fn one_record(
 }
 
 fn str_member<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v str> {
-    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn time_member(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, String> {
@@ -165,7 +173,9 @@ fn item_record(ci: &Map<String, Value>) -> Result<Normalized, String> {
     };
     ci_fields(ci, &mut n)?;
     if n.time_ms.is_none() {
-        return Err("expected configurationItemCaptureTime in the configuration item, found none".into());
+        return Err(
+            "expected configurationItemCaptureTime in the configuration item, found none".into(),
+        );
     }
     let status = str_member(ci, "configurationItemStatus");
     n.action = status.map(str::to_owned);
@@ -174,8 +184,8 @@ fn item_record(ci: &Map<String, Value>) -> Result<Normalized, String> {
 }
 
 fn notification_record(msg: &Map<String, Value>) -> Result<Normalized, String> {
-    let message_type = str_member(msg, "messageType")
-        .ok_or("expected messageType to be a non-empty string")?;
+    let message_type =
+        str_member(msg, "messageType").ok_or("expected messageType to be a non-empty string")?;
     let mut n = Normalized {
         source: "config".into(),
         service: Some(SERVICE.into()),

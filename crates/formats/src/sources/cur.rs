@@ -74,7 +74,13 @@ struct Rows<'a> {
 impl Rows<'_> {
     /// Handles the record whose bytes run from `start` to `next_start`, less line terminators
     /// on either side (csv positions can point at the `\n` of a `\r\n`).
-    fn finish(&mut self, start: usize, next_start: usize, row: &csv::ByteRecord, out: &mut ParseOutput) {
+    fn finish(
+        &mut self,
+        start: usize,
+        next_start: usize,
+        row: &csv::ByteRecord,
+        out: &mut ParseOutput,
+    ) {
         let input = self.input;
         let next_start = next_start.min(input.len());
         let mut start = start.min(next_start);
@@ -164,7 +170,8 @@ fn row_record(
             bytes.len()
         ));
     }
-    let raw = std::str::from_utf8(bytes).map_err(|e| format!("line item is not valid utf-8: {e}"))?;
+    let raw =
+        std::str::from_utf8(bytes).map_err(|e| format!("line item is not valid utf-8: {e}"))?;
     if row.len() != names.len() {
         return Err(format!(
             "expected {} columns as named by the header, found {}",
@@ -175,7 +182,10 @@ fn row_record(
     let mut obj = Map::new();
     for (name, value) in names.iter().zip(row.iter()) {
         if !value.is_empty() {
-            obj.insert(name.clone(), Value::String(String::from_utf8_lossy(value).into_owned()));
+            obj.insert(
+                name.clone(),
+                Value::String(String::from_utf8_lossy(value).into_owned()),
+            );
         }
     }
     let get = |keys: &[&str]| {
@@ -196,7 +206,11 @@ fn row_record(
     let normalized = Normalized {
         source: "cur".into(),
         time_ms,
-        region: get(&["product/region", "product_region_code", "product/regionCode"]),
+        region: get(&[
+            "product/region",
+            "product_region_code",
+            "product/regionCode",
+        ]),
         action: get(&["lineItem/UsageType", "line_item_usage_type"])
             .or_else(|| get(&["lineItem/LineItemType", "line_item_line_item_type"])),
         source_event_id: get(&["identity/LineItemId", "identity_line_item_id"]),
@@ -225,7 +239,10 @@ mod tests {
         let input = b"identity/LineItemId,lineItem/UsageAccountId,lineItem/UsageStartDate,product/ProductName\r\nabc,123456789012,2023-11-01T00:00:00Z,\"Amazon\nS3\"\r\n\r\nshort,row\r\n";
         let out = parse(input);
         assert_eq!(out.records.len(), 1);
-        assert_eq!(out.records[0].raw, "abc,123456789012,2023-11-01T00:00:00Z,\"Amazon\nS3\"");
+        assert_eq!(
+            out.records[0].raw,
+            "abc,123456789012,2023-11-01T00:00:00Z,\"Amazon\nS3\""
+        );
         assert_eq!(out.records[0].line, 2);
         assert_eq!(out.rejections.len(), 1);
         assert_eq!(out.rejections[0].line, 5);

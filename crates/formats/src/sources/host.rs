@@ -41,7 +41,15 @@ pub(crate) fn blank(bytes: &[u8]) -> bool {
 }
 
 /// Epoch milliseconds of a UTC civil time; `None` for an impossible date or time.
-pub(crate) fn utc_ms(year: i64, month: u32, day: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<i64> {
+pub(crate) fn utc_ms(
+    year: i64,
+    month: u32,
+    day: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    ms: u32,
+) -> Option<i64> {
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let days_in_month = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -167,7 +175,8 @@ fn unescape_quoted(s: &str) -> String {
 
 fn apache_record(line: &str) -> Result<Normalized, String> {
     let mut fields = Vec::with_capacity(10);
-    split_fields(line, true, &mut fields).map_err(|e| format!("expected an access log line, found an {e}"))?;
+    split_fields(line, true, &mut fields)
+        .map_err(|e| format!("expected an access log line, found an {e}"))?;
     if fields.len() != 7 && fields.len() < 9 {
         return Err(format!(
             "expected 7 (common) or at least 9 (combined) fields, found {}",
@@ -175,7 +184,10 @@ fn apache_record(line: &str) -> Result<Normalized, String> {
         ));
     }
     let time_ms = parse_clf_time_ms(fields[3]).ok_or_else(|| {
-        format!("expected a time like `10/Oct/2000:13:55:36 -0700`, found `{}`", fields[3])
+        format!(
+            "expected a time like `10/Oct/2000:13:55:36 -0700`, found `{}`",
+            fields[3]
+        )
     })?;
     let status: u16 = fields[5]
         .parse()
@@ -209,9 +221,15 @@ fn apache_record(line: &str) -> Result<Normalized, String> {
         };
         obj.insert((*name).to_owned(), v);
     }
-    obj.insert("method".into(), method.clone().map_or(Value::Null, Value::String));
+    obj.insert(
+        "method".into(),
+        method.clone().map_or(Value::Null, Value::String),
+    );
     obj.insert("uri".into(), uri.clone().map_or(Value::Null, Value::String));
-    obj.insert("protocol".into(), protocol.map_or(Value::Null, Value::String));
+    obj.insert(
+        "protocol".into(),
+        protocol.map_or(Value::Null, Value::String),
+    );
     if fields.len() > 9 {
         let extra = fields[9..]
             .iter()
@@ -226,7 +244,10 @@ fn apache_record(line: &str) -> Result<Normalized, String> {
         action: method.clone(),
         activity: method.as_deref().map(activity_from_http_method),
         actor_user_name: present(fields[2]).map(str::to_owned),
-        src_ip: host.parse::<std::net::IpAddr>().ok().map(|_| host.to_owned()),
+        src_ip: host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|_| host.to_owned()),
         user_agent: fields
             .get(8)
             .and_then(|ua| present(ua))
@@ -262,7 +283,9 @@ pub fn parse_iis(input: &[u8]) -> ParseOutput {
         }
         let result = line_str(&line).and_then(|s| match &names {
             Some(names) => iis_record(s, names).map(|n| (s, n)),
-            None => Err("expected a #Fields directive before the first record, found a record".into()),
+            None => {
+                Err("expected a #Fields directive before the first record, found a record".into())
+            }
         });
         match result {
             Ok((s, n)) => out.records.push(line_record(&line, s, n)),
@@ -285,7 +308,9 @@ fn iis_record(line: &str, names: &[String]) -> Result<Normalized, String> {
     for (name, value) in names.iter().zip(&values) {
         let v = match present(value) {
             None => Value::Null,
-            Some(v) if name.starts_with("cs(") || name.starts_with("sc(") || name.starts_with("s(") => {
+            Some(v)
+                if name.starts_with("cs(") || name.starts_with("sc(") || name.starts_with("s(") =>
+            {
                 Value::String(v.replace('+', " "))
             }
             Some(v) => Value::String(v.to_owned()),
@@ -294,10 +319,9 @@ fn iis_record(line: &str, names: &[String]) -> Result<Normalized, String> {
     }
     let get = |name: &str| obj.get(name).and_then(Value::as_str);
     let time_ms = match (get("date"), get("time")) {
-        (Some(d), Some(t)) => Some(
-            parse_iso8601_ms(&format!("{d}T{t}Z"))
-                .ok_or_else(|| format!("expected date yyyy-mm-dd and time hh:mm:ss, found `{d} {t}`"))?,
-        ),
+        (Some(d), Some(t)) => Some(parse_iso8601_ms(&format!("{d}T{t}Z")).ok_or_else(|| {
+            format!("expected date yyyy-mm-dd and time hh:mm:ss, found `{d} {t}`")
+        })?),
         _ => None,
     };
     let status = match get("sc-status") {
@@ -372,9 +396,30 @@ fn syslog_lines(input: &[u8], year: Option<i32>) -> ParseOutput {
 }
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
-    "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
 ];
 const SEVERITIES: [&str; 8] = [
     "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
@@ -392,10 +437,21 @@ fn syslog_record(line: &str, rule: Option<&mut YearRule>) -> Result<Normalized, 
             .parse()
             .ok()
             .filter(|p| *p <= 191)
-            .ok_or_else(|| format!("expected a priority between 0 and 191, found `{}`", &after[..close]))?;
+            .ok_or_else(|| {
+                format!(
+                    "expected a priority between 0 and 191, found `{}`",
+                    &after[..close]
+                )
+            })?;
         obj.insert("priority".into(), Value::from(pri));
-        obj.insert("facility".into(), Value::from(FACILITIES[usize::from(pri / 8)]));
-        obj.insert("severity".into(), Value::from(SEVERITIES[usize::from(pri % 8)]));
+        obj.insert(
+            "facility".into(),
+            Value::from(FACILITIES[usize::from(pri / 8)]),
+        );
+        obj.insert(
+            "severity".into(),
+            Value::from(SEVERITIES[usize::from(pri % 8)]),
+        );
         rest = &after[close + 1..];
         if let Some(body) = rest.strip_prefix("1 ") {
             return rfc5424(body, obj);
@@ -419,10 +475,15 @@ fn rfc5424(body: &str, mut obj: Map<String, Value>) -> Result<Normalized, String
     let app = next("app-name")?;
     let procid = next("procid")?;
     let msgid = next("msgid")?;
-    let sd_and_msg = parts.next().ok_or("expected rfc 5424 structured data, found the end of the line")?;
+    let sd_and_msg = parts
+        .next()
+        .ok_or("expected rfc 5424 structured data, found the end of the line")?;
     let time_ms = match timestamp {
         "-" => None,
-        t => Some(parse_iso8601_ms(t).ok_or_else(|| format!("expected an rfc 3339 timestamp, found `{t}`"))?),
+        t => Some(
+            parse_iso8601_ms(t)
+                .ok_or_else(|| format!("expected an rfc 3339 timestamp, found `{t}`"))?,
+        ),
     };
     let (sd, msg) = structured_data(sd_and_msg)?;
     for (k, v) in [
@@ -437,7 +498,13 @@ fn rfc5424(body: &str, mut obj: Map<String, Value>) -> Result<Normalized, String
     obj.insert("structured_data".into(), sd);
     let msg = msg.map(|m| m.strip_prefix('\u{feff}').unwrap_or(m));
     obj.insert("message".into(), msg.map_or(Value::Null, Value::from));
-    Ok(syslog_normalized(time_ms, hostname, present(app), present(msgid), obj))
+    Ok(syslog_normalized(
+        time_ms,
+        hostname,
+        present(app),
+        present(msgid),
+        obj,
+    ))
 }
 
 /// Parses RFC 5424 STRUCTURED-DATA (`-` or `[id k="v" …]…`), returning it as
@@ -451,10 +518,9 @@ fn structured_data(s: &str) -> Result<(Value, Option<&str>), String> {
         let mut i = 0;
         while b.get(i) == Some(&b'[') {
             i += 1;
-            let id_end = s[i..]
-                .find([' ', ']'])
-                .map(|e| i + e)
-                .ok_or("expected `]` closing a structured data element, found the end of the line")?;
+            let id_end = s[i..].find([' ', ']']).map(|e| i + e).ok_or(
+                "expected `]` closing a structured data element, found the end of the line",
+            )?;
             let id = &s[i..id_end];
             i = id_end;
             let mut params = Map::new();
@@ -471,7 +537,9 @@ fn structured_data(s: &str) -> Result<(Value, Option<&str>), String> {
                         })?;
                         let name = &s[i..eq];
                         if b.get(eq + 1) != Some(&b'"') {
-                            return Err(format!("expected a quoted value for structured data parameter `{name}`"));
+                            return Err(format!(
+                                "expected a quoted value for structured data parameter `{name}`"
+                            ));
                         }
                         let mut value = String::new();
                         let mut j = eq + 2;
@@ -497,7 +565,11 @@ fn structured_data(s: &str) -> Result<(Value, Option<&str>), String> {
                         params.insert(name.to_owned(), Value::String(value));
                         i = j + 1;
                     }
-                    _ => return Err(format!("expected `]` or a parameter in structured data element `{id}`")),
+                    _ => {
+                        return Err(format!(
+                            "expected `]` or a parameter in structured data element `{id}`"
+                        ))
+                    }
                 }
             }
             sd.insert(id.to_owned(), Value::Object(params));
@@ -514,23 +586,37 @@ fn structured_data(s: &str) -> Result<(Value, Option<&str>), String> {
                 .ok_or("expected a space between structured data and the message")?,
         ),
     };
-    let sd = if sd.is_empty() { Value::Null } else { Value::Object(sd) };
+    let sd = if sd.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(sd)
+    };
     Ok((sd, msg))
 }
 
-fn rfc3164(body: &str, mut obj: Map<String, Value>, rule: Option<&mut YearRule>) -> Result<Normalized, String> {
+fn rfc3164(
+    body: &str,
+    mut obj: Map<String, Value>,
+    rule: Option<&mut YearRule>,
+) -> Result<Normalized, String> {
     obj.insert("format".into(), Value::from("rfc3164"));
     let b = body.as_bytes();
     // rsyslog's file format writes an RFC 3339 time in the RFC 3164 layout.
     let (timestamp, time_ms, rest) = if b.len() >= 4 && b[..4].iter().all(u8::is_ascii_digit) {
         let (t, r) = body.split_once(' ').unwrap_or((body, ""));
-        let ms = parse_iso8601_ms(t).ok_or_else(|| format!("expected an rfc 3339 timestamp, found `{t}`"))?;
+        let ms = parse_iso8601_ms(t)
+            .ok_or_else(|| format!("expected an rfc 3339 timestamp, found `{t}`"))?;
         (t, Some(ms), r)
     } else {
         let ts = body
             .get(..15)
             .filter(|_| b.get(15).is_none_or(|c| *c == b' '))
-            .ok_or_else(|| format!("expected a timestamp like `Mar  1 14:02:11`, found `{}`", body.get(..15).unwrap_or(body)))?;
+            .ok_or_else(|| {
+                format!(
+                    "expected a timestamp like `Mar  1 14:02:11`, found `{}`",
+                    body.get(..15).unwrap_or(body)
+                )
+            })?;
         let tb = ts.as_bytes();
         let month = month_from_abbrev(&tb[..3]);
         let day: Option<u32> = ts[4..6].trim_start().parse().ok();
@@ -538,7 +624,9 @@ fn rfc3164(body: &str, mut obj: Map<String, Value>, rule: Option<&mut YearRule>)
         let (Some(month), Some(day), [Some(h), Some(mi), Some(s)], b' ', b' ') =
             (month, day, clock.as_slice(), tb[3], tb[6])
         else {
-            return Err(format!("expected a timestamp like `Mar  1 14:02:11`, found `{ts}`"));
+            return Err(format!(
+                "expected a timestamp like `Mar  1 14:02:11`, found `{ts}`"
+            ));
         };
         if utc_ms(2000, month, day, *h, *mi, *s, 0).is_none() {
             return Err(format!("expected a valid date and time, found `{ts}`"));
@@ -562,7 +650,13 @@ fn rfc3164(body: &str, mut obj: Map<String, Value>, rule: Option<&mut YearRule>)
     obj.insert("app_name".into(), tag.map_or(Value::Null, Value::from));
     obj.insert("procid".into(), pid.map_or(Value::Null, Value::from));
     obj.insert("message".into(), Value::from(message));
-    Ok(syslog_normalized(time_ms, hostname.unwrap_or(""), tag, None, obj))
+    Ok(syslog_normalized(
+        time_ms,
+        hostname.unwrap_or(""),
+        tag,
+        None,
+        obj,
+    ))
 }
 
 /// Splits `tag[pid]: message` or `tag: message`; text without a tag is all message.
@@ -658,7 +752,15 @@ fn windows_json(input: &[u8], out: &mut ParseOutput) {
         if raw.get().starts_with('[') {
             let items: Vec<&RawValue> = match serde_json::from_str(raw.get()) {
                 Ok(items) => items,
-                Err(e) => return reject_value(out, raw, offset, line, format!("expected an array of events: {e}")),
+                Err(e) => {
+                    return reject_value(
+                        out,
+                        raw,
+                        offset,
+                        line,
+                        format!("expected an array of events: {e}"),
+                    )
+                }
             };
             let mut counter = LineCounter::new(raw.get().as_bytes());
             for item in items {
@@ -725,7 +827,10 @@ fn keyword_bits(v: &Value) -> Option<u64> {
         Value::Number(n) => n.as_u64().or_else(|| n.as_i64().map(|i| i as u64)),
         Value::String(s) => match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|i| i as u64)),
+            None => s
+                .parse::<u64>()
+                .ok()
+                .or_else(|| s.parse::<i64>().ok().map(|i| i as u64)),
         },
         _ => None,
     }
@@ -735,7 +840,12 @@ fn keyword_bits(v: &Value) -> Option<u64> {
 fn windows_json_time(v: &Value) -> Option<i64> {
     let s = match v {
         Value::String(s) => s.as_str(),
-        Value::Object(o) => return o.get("value").or_else(|| o.get("SystemTime")).and_then(windows_json_time),
+        Value::Object(o) => {
+            return o
+                .get("value")
+                .or_else(|| o.get("SystemTime"))
+                .and_then(windows_json_time)
+        }
         _ => return None,
     };
     if let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
@@ -771,7 +881,10 @@ fn windows_json_record(value: Value) -> Result<Normalized, String> {
     }
     if let Some(e) = event {
         f.event_id = f.event_id.or_else(|| e.get("code").and_then(as_i64));
-        f.provider = f.provider.take().or_else(|| e.get("provider").and_then(as_text));
+        f.provider = f
+            .provider
+            .take()
+            .or_else(|| e.get("provider").and_then(as_text));
         f.outcome_hint = match e.get("outcome").and_then(Value::as_str) {
             Some("success") => Some(Outcome::Success),
             Some("failure") => Some(Outcome::Failure),
@@ -780,7 +893,9 @@ fn windows_json_record(value: Value) -> Result<Normalized, String> {
     }
     // Get-WinEvent | ConvertTo-Json, and flattened exports.
     let first = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k));
-    f.event_id = f.event_id.or_else(|| first(&["Id", "EventID", "EventId"]).and_then(as_i64));
+    f.event_id = f
+        .event_id
+        .or_else(|| first(&["Id", "EventID", "EventId"]).and_then(as_i64));
     f.provider = f.provider.take().or_else(|| {
         first(&["ProviderName", "Provider", "SourceName"]).and_then(|p| match p {
             Value::Object(o) => o.get("Name").and_then(as_text),
@@ -814,7 +929,10 @@ fn windows_json_record(value: Value) -> Result<Normalized, String> {
             }
         }
     }
-    f.user_sid = f.user_sid.take().or_else(|| first(&["UserId"]).and_then(as_text));
+    f.user_sid = f
+        .user_sid
+        .take()
+        .or_else(|| first(&["UserId"]).and_then(as_text));
     if f.event_id.is_none() {
         return Err("expected a windows event with an event id (winlog.event_id, Id or EventID), found none".into());
     }
@@ -874,7 +992,9 @@ fn windows_normalized(f: WinFields, parsed: Value) -> Normalized {
         actor_principal_id: actor_sid.or_else(|| f.user_sid.clone()),
         actor_user_name: actor_name,
         src_ip: data("IpAddress"),
-        src_port: data("IpPort").and_then(|p| p.parse().ok()).filter(|p| *p != 0),
+        src_port: data("IpPort")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p != 0),
         outcome,
         error_code,
         source_event_id: f.record_id.clone(),
@@ -890,7 +1010,10 @@ fn next_event_start(input: &[u8], from: usize) -> Option<usize> {
     let mut pos = from;
     while pos < input.len() {
         let at = pos + finder.find(&input[pos..])?;
-        if matches!(input.get(at + 6), Some(b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/')) {
+        if matches!(
+            input.get(at + 6),
+            Some(b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/')
+        ) {
             return Some(at);
         }
         pos = at + 1;
@@ -908,7 +1031,9 @@ fn windows_xml(input: &[u8], out: &mut ParseOutput) {
                 let bytes = &input[start..start + len];
                 let end = start + len;
                 let result = if len > RECORD_BYTES_MAX {
-                    Err(format!("event is {len} bytes, larger than the limit of {RECORD_BYTES_MAX}"))
+                    Err(format!(
+                        "event is {len} bytes, larger than the limit of {RECORD_BYTES_MAX}"
+                    ))
                 } else {
                     std::str::from_utf8(bytes)
                         .map_err(|e| format!("event is not valid utf-8: {e}"))
@@ -981,7 +1106,9 @@ fn read_xml_event(bytes: &[u8]) -> Result<(usize, Map<String, Value>), String> {
             .read_event()
             .map_err(|e| format!("malformed xml at byte {}: {e}", reader.error_position()))?;
         match event {
-            Event::Start(e) | Event::Empty(e) if path.is_empty() && e.local_name().as_ref() != b"Event" => {
+            Event::Start(e) | Event::Empty(e)
+                if path.is_empty() && e.local_name().as_ref() != b"Event" =>
+            {
                 return Err("expected an <Event> element, found another element".into());
             }
             Event::Start(e) => path.push(Open {
@@ -1002,13 +1129,17 @@ fn read_xml_event(bytes: &[u8]) -> Result<(usize, Map<String, Value>), String> {
             }
             Event::Text(t) => {
                 if let Some(top) = path.last_mut() {
-                    let s = t.xml_content().map_err(|e| format!("malformed xml text: {e}"))?;
+                    let s = t
+                        .xml_content()
+                        .map_err(|e| format!("malformed xml text: {e}"))?;
                     top.text.push_str(&s);
                 }
             }
             Event::CData(c) => {
                 if let Some(top) = path.last_mut() {
-                    let s = c.decode().map_err(|e| format!("malformed xml cdata: {e}"))?;
+                    let s = c
+                        .decode()
+                        .map_err(|e| format!("malformed xml cdata: {e}"))?;
                     top.text.push_str(&s);
                 }
             }
@@ -1016,9 +1147,13 @@ fn read_xml_event(bytes: &[u8]) -> Result<(usize, Map<String, Value>), String> {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
                     Ok(None) => {
-                        let name = r.decode().map_err(|e| format!("malformed xml entity: {e}"))?;
+                        let name = r
+                            .decode()
+                            .map_err(|e| format!("malformed xml entity: {e}"))?;
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("expected a predefined xml entity, found `&{name};`"))?
+                            .ok_or_else(|| {
+                                format!("expected a predefined xml entity, found `&{name};`")
+                            })?
                             .to_owned()
                     }
                     Err(e) => return Err(format!("malformed xml character reference: {e}")),
@@ -1071,12 +1206,14 @@ fn close_xml_element(
         return;
     };
     match section {
-        "EventData" if open.name == "Data" => match open.attrs.get("Name").and_then(Value::as_str) {
-            Some(name) => {
-                target.insert(name.to_owned(), Value::String(open.text));
+        "EventData" if open.name == "Data" => {
+            match open.attrs.get("Name").and_then(Value::as_str) {
+                Some(name) => {
+                    target.insert(name.to_owned(), Value::String(open.text));
+                }
+                None => unnamed_data.push(Value::String(open.text)),
             }
-            None => unnamed_data.push(Value::String(open.text)),
-        },
+        }
         "System" if path.len() == 2 => {
             let value = if open.attrs.is_empty() {
                 Value::String(open.text)
@@ -1108,7 +1245,10 @@ fn xml_record(sections: Map<String, Value>) -> Result<Normalized, String> {
         .ok_or("expected a <System> element in <Event>, found none")?;
     let text = |name: &str| match system.get(name) {
         Some(Value::String(s)) => Some(s.trim().to_owned()),
-        Some(Value::Object(o)) => o.get("#text").and_then(Value::as_str).map(|s| s.trim().to_owned()),
+        Some(Value::Object(o)) => o
+            .get("#text")
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_owned()),
         _ => None,
     };
     let attr = |name: &str, attr: &str| {
@@ -1118,14 +1258,15 @@ fn xml_record(sections: Map<String, Value>) -> Result<Normalized, String> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let event_id = text("EventID")
-        .ok_or("expected <EventID> in <System>, found none")?;
+    let event_id = text("EventID").ok_or("expected <EventID> in <System>, found none")?;
     let event_id: i64 = event_id
         .parse()
         .map_err(|_| format!("expected a numeric <EventID>, found `{event_id}`"))?;
     let time_ms = match attr("TimeCreated", "SystemTime") {
         Some(t) => Some(parse_iso8601_ms(&t).ok_or_else(|| {
-            format!("expected TimeCreated SystemTime like `2024-03-11T14:02:11.1234567Z`, found `{t}`")
+            format!(
+                "expected TimeCreated SystemTime like `2024-03-11T14:02:11.1234567Z`, found `{t}`"
+            )
         })?),
         None => None,
     };
@@ -1158,7 +1299,7 @@ mod tests {
     #[test]
     fn utc_ms_checks_calendar() {
         assert_eq!(utc_ms(1970, 1, 1, 0, 0, 0, 0), Some(0));
-        assert_eq!(utc_ms(2024, 2, 29, 0, 0, 0, 0).is_some(), true);
+        assert!(utc_ms(2024, 2, 29, 0, 0, 0, 0).is_some());
         assert_eq!(utc_ms(2023, 2, 29, 0, 0, 0, 0), None);
         assert_eq!(utc_ms(2023, 4, 31, 0, 0, 0, 0), None);
         assert_eq!(utc_ms(2023, 13, 1, 0, 0, 0, 0), None);
@@ -1166,7 +1307,10 @@ mod tests {
 
     #[test]
     fn year_rule_rolls_over_new_year_only() {
-        let mut r = YearRule { year: 2023, last_month: None };
+        let mut r = YearRule {
+            year: 2023,
+            last_month: None,
+        };
         assert_eq!(r.year_for(12), 2023);
         assert_eq!(r.year_for(1), 2024);
         assert_eq!(r.year_for(3), 2024);
@@ -1175,7 +1319,10 @@ mod tests {
 
     #[test]
     fn tags() {
-        assert_eq!(split_tag("sshd[42]: hi there"), (Some("sshd"), Some("42"), "hi there"));
+        assert_eq!(
+            split_tag("sshd[42]: hi there"),
+            (Some("sshd"), Some("42"), "hi there")
+        );
         assert_eq!(split_tag("cron: x"), (Some("cron"), None, "x"));
         assert_eq!(split_tag("no tag here"), (None, None, "no tag here"));
     }
@@ -1188,8 +1335,17 @@ mod tests {
 
     #[test]
     fn keyword_forms() {
-        assert_eq!(keyword_bits(&Value::from("0x8010000000000000")), Some(0x8010_0000_0000_0000));
-        assert_eq!(keyword_bits(&Value::from(-9_214_364_837_600_034_816_i64)), Some(0x8020_0000_0000_0000));
-        assert_eq!(windows_json_time(&Value::from("/Date(1710166931123)/")), Some(1_710_166_931_123));
+        assert_eq!(
+            keyword_bits(&Value::from("0x8010000000000000")),
+            Some(0x8010_0000_0000_0000)
+        );
+        assert_eq!(
+            keyword_bits(&Value::from(-9_214_364_837_600_034_816_i64)),
+            Some(0x8020_0000_0000_0000)
+        );
+        assert_eq!(
+            windows_json_time(&Value::from("/Date(1710166931123)/")),
+            Some(1_710_166_931_123)
+        );
     }
 }

@@ -63,7 +63,6 @@ pub fn parse_mysql_audit(input: &[u8]) -> ParseOutput {
     each_line(input, mysql_record)
 }
 
-
 /// Splits an audit line on commas; a field that starts with `'` runs to the matching
 /// unescaped `'` and is unescaped. Returns the values and whether each was quoted.
 fn split_audit_fields(line: &str) -> Result<Vec<(String, bool)>, String> {
@@ -219,7 +218,12 @@ fn mysql_record(line: &str) -> Result<Normalized, String> {
 /// Parses PostgreSQL logs with the RDS prefix, pgaudit `AUDIT:` lines in full (see the module
 /// docs). Source id `rds-postgres-audit`.
 pub fn parse_postgres_audit(input: &[u8]) -> ParseOutput {
-    multiline_records(input, is_postgres_start, "`yyyy-mm-dd hh:mm:ss`", postgres_record)
+    multiline_records(
+        input,
+        is_postgres_start,
+        "`yyyy-mm-dd hh:mm:ss`",
+        postgres_record,
+    )
 }
 
 fn is_postgres_start(b: &[u8]) -> bool {
@@ -262,9 +266,9 @@ fn postgres_record(raw: &str) -> Result<Normalized, String> {
             .ok_or("expected `:` after the time zone of the log line prefix, found none")?,
         None => (
             "",
-            after_time
-                .strip_prefix(':')
-                .ok_or("expected `:` after the time of the log line prefix, found something else")?,
+            after_time.strip_prefix(':').ok_or(
+                "expected `:` after the time of the log line prefix, found something else",
+            )?,
         ),
     };
     let time_ms = match zone {
@@ -291,14 +295,23 @@ fn postgres_record(raw: &str) -> Result<Normalized, String> {
         .split_once(':')
         .map_or(("", message), |(s, t)| (s, t.trim_start_matches(' ')));
     let mut obj = Map::new();
-    let opt = |v: &str| (!v.is_empty()).then(|| Value::String(v.to_owned())).unwrap_or(Value::Null);
+    let opt = |v: &str| {
+        if v.is_empty() {
+            Value::Null
+        } else {
+            Value::String(v.to_owned())
+        }
+    };
     obj.insert("time".into(), Value::String(time_text.to_owned()));
     obj.insert("zone".into(), opt(zone));
     obj.insert("remote_host".into(), opt(host));
     obj.insert("remote_port".into(), port.map_or(Value::Null, Value::from));
     obj.insert("user".into(), opt(user));
     obj.insert("database".into(), opt(db));
-    obj.insert("pid".into(), pid.parse::<i64>().map_or(Value::Null, Value::from));
+    obj.insert(
+        "pid".into(),
+        pid.parse::<i64>().map_or(Value::Null, Value::from),
+    );
     obj.insert("severity".into(), opt(severity));
     let mut n = Normalized {
         source: "rds-postgres-audit".into(),
@@ -323,11 +336,16 @@ fn postgres_record(raw: &str) -> Result<Normalized, String> {
     match text.strip_prefix("AUDIT: ") {
         Some(csv_text) => {
             let audit = pgaudit_fields(csv_text)?;
-            let field = |name: &str| audit.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+            let field = |name: &str| {
+                audit
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+            };
             let command = field("command").map(str::to_owned);
             n.activity = command
                 .as_deref()
-                .and_then(|c| sql_verb(c))
+                .and_then(sql_verb)
                 .map(|v| sql_activity(&v));
             if let Some(name) = field("object_name") {
                 n.resources.push(Resource {
@@ -409,7 +427,10 @@ mod tests {
 
     #[test]
     fn pid_finder() {
-        assert_eq!(find_pid("1.2.3.4(5):u@d:[42]:LOG:  x"), Some((14, "42", 20)));
+        assert_eq!(
+            find_pid("1.2.3.4(5):u@d:[42]:LOG:  x"),
+            Some((14, "42", 20))
+        );
         assert_eq!(find_pid("[local]:u@d:[x]:LOG"), None);
     }
 }

@@ -50,7 +50,8 @@ pub const CONNECTION_COLUMNS: [&str; 22] = [
     "sessionid",
     "compression",
 ];
-const CONNECTION_INT_COLUMNS: &[&str] = &["remoteport", "pid", "duration", "mtu", "protocol_version"];
+const CONNECTION_INT_COLUMNS: &[&str] =
+    &["remoteport", "pid", "duration", "mtu", "protocol_version"];
 /// Every documented connection log layout has at least `event` through `duration`.
 const CONNECTION_COLUMNS_MIN: usize = 9;
 
@@ -171,7 +172,8 @@ fn connection_record(line: &str) -> Result<Normalized, String> {
         ));
     }
     let names = &CONNECTION_COLUMNS[..];
-    let event = get(&values, names, "event").ok_or("expected an event name in column 1, found an empty value")?;
+    let event = get(&values, names, "event")
+        .ok_or("expected an event name in column 1, found an empty value")?;
     let recordtime = values[1];
     let time_ms = parse_recordtime_ms(recordtime).ok_or_else(|| {
         format!("expected recordtime like `Mon, 21 May 2018 01:38:01:601`, found `{recordtime}`")
@@ -228,7 +230,9 @@ fn user_record(line: &str) -> Result<Normalized, String> {
     })?;
     let userid = values[0];
     if userid.parse::<i64>().is_err() {
-        return Err(format!("expected a numeric userid in column 1, found `{userid}`"));
+        return Err(format!(
+            "expected a numeric userid in column 1, found `{userid}`"
+        ));
     }
     let field = |name: &str| get(&values, names, name);
     let action = field("action").ok_or("expected an action in column 4, found an empty value")?;
@@ -249,7 +253,11 @@ fn user_record(line: &str) -> Result<Normalized, String> {
             kind: Some("user".into()),
             owner_account: None,
         }],
-        parsed: Some(Value::Object(columns_object(names, USER_INT_COLUMNS, &values))),
+        parsed: Some(Value::Object(columns_object(
+            names,
+            USER_INT_COLUMNS,
+            &values,
+        ))),
         ..Normalized::default()
     })
 }
@@ -379,8 +387,9 @@ fn activity_record(raw: &str) -> Result<Normalized, String> {
     let (time, rest) = header
         .split_once(' ')
         .ok_or("expected `<time> UTC [ … ]` in the record header, found no space")?;
-    let time_ms = parse_iso8601_ms(time)
-        .ok_or_else(|| format!("expected an iso 8601 time like `2018-05-21T06:00:09Z`, found `{time}`"))?;
+    let time_ms = parse_iso8601_ms(time).ok_or_else(|| {
+        format!("expected an iso 8601 time like `2018-05-21T06:00:09Z`, found `{time}`")
+    })?;
     let (zone, context) = rest
         .split_once('[')
         .ok_or("expected `[ db=… user=… ]` in the record header, found no `[`")?;
@@ -389,7 +398,9 @@ fn activity_record(raw: &str) -> Result<Normalized, String> {
     obj.insert("zone".into(), Value::String(zone.trim().to_owned()));
     for pair in context.split_whitespace() {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(format!("expected `key=value` in the record header, found `{pair}`"));
+            return Err(format!(
+                "expected `key=value` in the record header, found `{pair}`"
+            ));
         };
         let value = match k {
             "pid" | "userid" | "xid" => v
@@ -484,7 +495,9 @@ mod tests {
 
     #[test]
     fn activity_start_detection() {
-        assert!(is_activity_start(b"'2018-05-21T01:38:02Z UTC [ db=dev ]' LOG: x"));
+        assert!(is_activity_start(
+            b"'2018-05-21T01:38:02Z UTC [ db=dev ]' LOG: x"
+        ));
         assert!(!is_activity_start(b"  FROM t"));
         assert!(!is_activity_start(b"'2018-05-21 01:38"));
     }
