@@ -43,27 +43,16 @@ pub fn parse(format: Format, input: &[u8]) -> ParseOutput {
         Format::CloudwatchSubscription => cloudwatch::parse(input),
         Format::JsonLines => json_lines::parse(input),
         Format::Plain => plain::parse(input),
-        Format::RedshiftConnection
-        | Format::RedshiftUser
-        | Format::RedshiftActivity
-        | Format::RdsMysqlAudit
-        | Format::RdsPostgresAudit
-        | Format::Config
-        | Format::Cur
-        | Format::ApacheCombined
-        | Format::Iis
-        | Format::Syslog
-        | Format::WindowsEvent => parse_b(format, input),
+        Format::RedshiftConnection => redshift::parse_connection(input),
+        Format::RedshiftUser => redshift::parse_user(input),
+        Format::RedshiftActivity => redshift::parse_activity(input),
+        Format::RdsMysqlAudit => rds::parse_mysql_audit(input),
+        Format::RdsPostgresAudit => rds::parse_postgres_audit(input),
+        Format::Config => config::parse(input),
+        Format::Cur => cur::parse(input),
+        Format::ApacheCombined => host::parse_apache_combined(input),
+        Format::Iis => host::parse_iis(input),
+        Format::Syslog => host::parse_syslog(input),
+        Format::WindowsEvent => host::parse_windows_event(input),
     }
-}
-
-/// The formats implemented in `sources::{redshift, rds, config, cur, host}`.
-fn parse_b(format: Format, input: &[u8]) -> ParseOutput {
-    // Until those modules land, these formats are kept as plain text records (raw, unparsed)
-    // so an import never loses them; the source id still says what they are.
-    let mut out = sources::plain::parse(input);
-    for r in &mut out.records {
-        r.normalized.source = format.id().to_owned();
-    }
-    out
 }
