@@ -2,16 +2,19 @@
 //!
 //! - [`pattern`]: the CloudWatch Logs filter pattern language, compiled into fast matchers.
 //! - [`metric`]: metric filters (PutMetricFilter / TestMetricFilter) and per-minute aggregates.
+//! - [`actions`]: signed webhooks, commands and the alarms log-group record on transitions.
 //! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
 //! - [`rules`]: rule packs (CIS AWS Foundations) as versioned data files.
 //! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
+pub mod actions;
 pub mod alarm;
 pub mod metric;
 pub mod pattern;
 pub mod rules;
 pub mod store;
 
+pub use actions::{ActionDispatcher, ActionKind, ActionTarget, AlarmSink};
 pub use alarm::{evaluate, Alarm, AlarmSpec, AlarmState, Evaluation, Transition};
 pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic};
 pub use pattern::{
