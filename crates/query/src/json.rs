@@ -200,7 +200,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-/// Every field Insights would discover in `message`, flattened, in document order, with the
+/// Every field Insights would discover in `message`, flattened (keys sorted at each level), with the
 /// values as they would be displayed. Empty for messages that are not JSON objects.
 pub fn discover_fields(message: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();

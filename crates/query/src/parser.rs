@@ -821,7 +821,8 @@ fn compile_regex(re: &str, at: &Token) -> PResult<Regex> {
         .build()
         .map_err(|e| {
             let detail = e.to_string();
-            let last = detail.lines().last().unwrap_or("").trim().to_string();
+            let last = detail.lines().last().unwrap_or("").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
             at.error(
                 Some("a valid regular expression"),
                 format!("invalid regular expression: {last}"),

@@ -280,11 +280,18 @@ impl Period {
         }
     }
 
-    /// The start of the period containing `ms`: fixed periods are aligned to the Unix epoch,
-    /// calendar periods to whole months since year 0 (so `1y` starts on January 1st).
+    /// The start of the period containing `ms`: fixed periods are aligned to the Unix epoch
+    /// (weeks to Mondays), calendar periods to whole months since year 0 (so `1y` starts on January 1st).
     pub fn floor(self, ms: i64) -> Option<i64> {
         if let Some(p) = self.fixed_ms() {
-            return ms.div_euclid(p).checked_mul(p);
+            // Weeks start on Monday (ISO); the epoch fell on a Thursday, four days later.
+            let offset = if self.unit == PeriodUnit::Week {
+                4 * 86_400_000
+            } else {
+                0
+            };
+            let shifted = ms.checked_sub(offset)?;
+            return shifted.div_euclid(p).checked_mul(p)?.checked_add(offset);
         }
         use chrono::Datelike;
         let t = chrono::DateTime::from_timestamp_millis(ms)?;
@@ -396,5 +403,14 @@ mod tests {
             "2023-10-01 00:00:00.000"
         );
         assert_eq!(month.floor(i64::MAX), None);
+        let week = Period {
+            amount: 1,
+            unit: PeriodUnit::Week,
+        };
+        // 2023-11-14 is a Tuesday.
+        assert_eq!(
+            format_time(week.floor(1_700_000_000_000).unwrap()),
+            "2023-11-13 00:00:00.000"
+        );
     }
 }
