@@ -6,10 +6,12 @@
 //! - [`digest`]: signed, chained per-group digests and the [`DigestWriter`].
 //! - [`checkpoint`]: signed checkpoints of the cumulative digest tree.
 //! - [`validate`]: the offline validator.
+//! - [`proof`]: per-event inclusion proofs and checkpoint consistency proofs.
 //!
 //! See `docs/integrity.md` for the formats an auditor needs.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod digest;
 pub mod error;
 pub mod hash;
@@ -17,9 +19,13 @@ pub mod keys;
 pub mod leaf;
 pub mod merkle;
 pub mod objects;
+pub mod proof;
 pub mod time;
 pub mod validate;
 
+pub use cli::{
+    run_prove_cli, run_validate_cli, run_verify_proof_cli, ProveArgs, ValidateArgs, VerifyProofArgs,
+};
 pub use digest::{DigestRef, DigestWriter};
 pub use error::{IntegrityError, Result};
 pub use hash::{sha256, Hash};

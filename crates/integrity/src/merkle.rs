@@ -183,7 +183,7 @@ impl MerkleTree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             // In a level-by-level tree an aligned perfect subtree is stored as is, unless it
             // hangs past the end (then it was promoted and is not a perfect subtree).

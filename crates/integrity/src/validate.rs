@@ -199,11 +199,13 @@ impl ValidationReport {
         out.push('\n');
         let cps = self.count(Kind::Checkpoint, |_| true);
         if cps > 0 {
-            out.push_str(&summary(
-                self.count(Kind::Checkpoint, |s| *s == Status::Valid),
-                cps,
-                "checkpoint",
+            let valid = self.count(Kind::Checkpoint, |s| *s == Status::Valid);
+            out.push_str(&format!(
+                "{valid}/{cps} digest tree and checkpoint checks valid"
             ));
+            if valid < cps {
+                out.push_str(&format!(", {}/{cps} INVALID", cps - valid));
+            }
             out.push('\n');
         }
         out

@@ -1,0 +1,404 @@
+//! Per-event proofs and checkpoint consistency proofs, as self-contained JSON documents.
+//!
+//! An event proof chains four checks an auditor can redo with nothing but SHA-256 and the
+//! vault's public keys (`docs/verify_proof.py` does, in ~100 lines of Python):
+//!
+//! 1. the event's leaf encoding ([`crate::leaf`]) is at `leafIndex` of the segment's Merkle
+//!    tree with root `merkleRoot` (RFC 9162 inclusion, path `segment.inclusionPath`);
+//! 2. the digest (its exact bytes, base64 in `digest.content`) lists that segment with that
+//!    root and event count;
+//! 3. the digest's signature verifies over CloudTrail's string to sign with a trusted key;
+//! 4. `SHA-256(digest bytes)` is leaf `digestTreeIndex` of the digest tree whose signed
+//!    checkpoint is `checkpoint.text` (inclusion path `checkpoint.inclusionPath`).
+//!
+//! A consistency proof carries two checkpoints and the RFC 9162 consistency path between
+//! them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use trailvault_model::{seq_from_event_id, StoredEvent};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::digest::{
+    self, parse_digest, signature_key, string_to_sign, SignatureFile, DIGESTS_PREFIX,
+};
+use crate::error::{IntegrityError, Result};
+use crate::hash::{parse_hash_hex, sha256, Hash};
+use crate::keys::PublicKeySet;
+use crate::leaf::{event_leaf_hash, segment_tree};
+use crate::merkle::{self, MerkleTree};
+use crate::objects;
+use crate::time::parse_iso;
+use crate::validate::{SEGMENTS_PREFIX, SEGMENT_BYTES_MAX};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofEvent {
+    pub event_id: String,
+    pub log_group: String,
+    pub log_stream: String,
+    pub timestamp: i64,
+    pub ingestion_time: i64,
+    pub message: String,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofSegment {
+    pub object: String,
+    pub merkle_root: String,
+    pub event_count: u64,
+    pub leaf_index: u64,
+    pub inclusion_path: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofDigest {
+    pub object: String,
+    /// Base64 of the digest's exact bytes.
+    pub content: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofCheckpoint {
+    pub text: String,
+    pub digest_tree_index: u64,
+    pub inclusion_path: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventProof {
+    pub proof_format_version: u32,
+    pub event: ProofEvent,
+    pub segment: ProofSegment,
+    pub digest: ProofDigest,
+    pub checkpoint: ProofCheckpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyProof {
+    pub proof_format_version: u32,
+    pub old_checkpoint: String,
+    pub new_checkpoint: String,
+    pub consistency_path: Vec<String>,
+}
+
+/// Either proof, tagged by `proofType`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "proofType", rename_all = "camelCase")]
+pub enum Proof {
+    Event(Box<EventProof>),
+    Consistency(ConsistencyProof),
+}
+
+fn hexes(v: &[Hash]) -> Vec<String> {
+    v.iter().map(hex::encode).collect()
+}
+
+fn unhex(v: &[String]) -> Option<Vec<Hash>> {
+    v.iter().map(|h| parse_hash_hex(h)).collect()
+}
+
+/// Every digest in the vault: key → bytes.
+async fn all_digests(store: &Arc<dyn ObjectStore>) -> Result<BTreeMap<String, Bytes>> {
+    let mut out = BTreeMap::new();
+    for m in objects::list(store, DIGESTS_PREFIX).await? {
+        let key = m.location.to_string();
+        if digest::group_of_digest_key(&key).is_none() {
+            continue;
+        }
+        if let Some(b) = objects::get_limited(store, &key, digest::DIGEST_BYTES_MAX).await? {
+            out.insert(key, b);
+        }
+    }
+    Ok(out)
+}
+
+/// The digest tree rebuilt from the digests present (by `digestTreeIndex`).
+fn digest_tree(digests: &BTreeMap<String, Bytes>) -> Result<MerkleTree> {
+    let mut leaves: BTreeMap<u64, Hash> = BTreeMap::new();
+    for (k, b) in digests {
+        let d = parse_digest(k, b)?;
+        leaves.insert(d.digest_tree_index, sha256(b));
+    }
+    if leaves.keys().enumerate().any(|(i, k)| i as u64 != *k) {
+        return Err(IntegrityError::corrupt(
+            "digests",
+            "digest tree indices are not contiguous: validate the vault",
+        ));
+    }
+    Ok(MerkleTree::from_leaf_hashes(
+        leaves.values().map(|h| merkle::leaf_hash(h)).collect(),
+    ))
+}
+
+/// The sequence range `<first>-<last>.parquet` a segment key names, if it does.
+fn seq_range(key: &str) -> Option<(u64, u64)> {
+    let name = key.rsplit('/').next()?.strip_suffix(".parquet")?;
+    let (a, b) = name.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Build the proof for `event_id`. `segment_hint` (from the catalog) saves a scan of the
+/// segment listing.
+pub async fn prove_event(
+    store: &Arc<dyn ObjectStore>,
+    event_id: &str,
+    segment_hint: Option<&str>,
+) -> Result<EventProof> {
+    let seq = seq_from_event_id(event_id)
+        .ok_or_else(|| IntegrityError::Invalid(format!("{event_id:?} is not an event id")))?;
+    let candidates: Vec<String> = match segment_hint {
+        Some(k) => vec![k.to_string()],
+        None => objects::list(store, SEGMENTS_PREFIX)
+            .await?
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|k| seq_range(k).is_none_or(|(a, b)| a <= seq && seq <= b))
+            .collect(),
+    };
+    let mut found: Option<(String, Vec<StoredEvent>, usize)> = None;
+    for key in candidates {
+        let Some(bytes) = objects::get_limited(store, &key, SEGMENT_BYTES_MAX).await? else {
+            continue;
+        };
+        let events = trailvault_segment::decode(bytes, trailvault_segment::Projection::Core)
+            .map_err(|e| IntegrityError::corrupt(&key, e.to_string()))?;
+        if let Some(i) = events.iter().position(|e| e.seq == seq) {
+            found = Some((key, events, i));
+            break;
+        }
+    }
+    let (seg_key, events, index) = found.ok_or_else(|| {
+        IntegrityError::Invalid(format!("event {event_id} is in no sealed segment"))
+    })?;
+    let tree = segment_tree(&events);
+    let digests = all_digests(store).await?;
+    let mut listing = None;
+    for (k, b) in &digests {
+        let d = parse_digest(k, b)?;
+        if d.segments.iter().any(|s| s.object == seg_key) {
+            listing = Some((k.clone(), b.clone(), d));
+            break;
+        }
+    }
+    let (dkey, dbytes, dg) = listing.ok_or_else(|| {
+        IntegrityError::Invalid(format!("segment {seg_key} is not in a digest yet"))
+    })?;
+    let sig_bytes = objects::get_limited(store, &signature_key(&dkey), digest::SIG_BYTES_MAX)
+        .await?
+        .ok_or_else(|| IntegrityError::corrupt(&dkey, "signature file not found"))?;
+    let sig: SignatureFile = serde_json::from_slice(&sig_bytes)
+        .map_err(|e| IntegrityError::corrupt(&dkey, e.to_string()))?;
+    let cp_text = checkpoint::export_checkpoint(store)
+        .await?
+        .ok_or_else(|| IntegrityError::Invalid("no checkpoint yet".into()))?;
+    let cp = Checkpoint::parse(&cp_text)?;
+    let dtree = digest_tree(&digests)?;
+    let cp_tree = MerkleTree::from_leaf_hashes(
+        dtree.leaf_hashes()[..(cp.size.min(dtree.size())) as usize].to_vec(),
+    );
+    if cp_tree.size() != cp.size || cp_tree.root() != cp.root {
+        return Err(IntegrityError::corrupt(
+            checkpoint::checkpoint_key(cp.size),
+            "the digest tree does not match the newest checkpoint",
+        ));
+    }
+    let dpath = cp_tree
+        .inclusion_proof(dg.digest_tree_index)
+        .ok_or_else(|| {
+            IntegrityError::Invalid("digest is newer than the newest checkpoint".into())
+        })?;
+    let e = &events[index];
+    Ok(EventProof {
+        proof_format_version: 1,
+        event: ProofEvent {
+            event_id: e.event_id(),
+            log_group: e.group.clone(),
+            log_stream: e.stream.clone(),
+            timestamp: e.timestamp_ms,
+            ingestion_time: e.ingestion_time_ms,
+            message: e.message.clone(),
+            leaf_hash: hex::encode(event_leaf_hash(e)),
+        },
+        segment: ProofSegment {
+            object: seg_key,
+            merkle_root: hex::encode(tree.root()),
+            event_count: tree.size(),
+            leaf_index: index as u64,
+            inclusion_path: hexes(&tree.inclusion_proof(index as u64).unwrap_or_default()),
+        },
+        digest: ProofDigest {
+            object: dkey,
+            content: base64::engine::general_purpose::STANDARD.encode(&dbytes),
+            signature: sig.signature,
+        },
+        checkpoint: ProofCheckpoint {
+            text: cp_text,
+            digest_tree_index: dg.digest_tree_index,
+            inclusion_path: hexes(&dpath),
+        },
+    })
+}
+
+/// Prove the checkpoint `new` extends `old`, from the digests in the vault.
+pub async fn prove_consistency(
+    store: &Arc<dyn ObjectStore>,
+    old: &str,
+    new: &str,
+) -> Result<ConsistencyProof> {
+    let (o, n) = (Checkpoint::parse(old)?, Checkpoint::parse(new)?);
+    let tree = digest_tree(&all_digests(store).await?)?;
+    if tree.root_at(n.size) != Some(n.root) {
+        return Err(IntegrityError::Invalid(
+            "the vault's digest tree does not match the new checkpoint".into(),
+        ));
+    }
+    let path = tree.consistency_proof(o.size, n.size).ok_or_else(|| {
+        IntegrityError::Invalid("the old checkpoint is larger than the new one".into())
+    })?;
+    Ok(ConsistencyProof {
+        proof_format_version: 1,
+        old_checkpoint: old.to_string(),
+        new_checkpoint: new.to_string(),
+        consistency_path: hexes(&path),
+    })
+}
+
+/// Check a proof against trusted keys; `Ok(summary)` or `Err(what failed)`.
+pub fn verify_proof(proof: &Proof, keys: &PublicKeySet) -> std::result::Result<String, String> {
+    match proof {
+        Proof::Event(p) => verify_event_proof(p, keys),
+        Proof::Consistency(p) => {
+            let o =
+                Checkpoint::parse(&p.old_checkpoint).map_err(|e| format!("old checkpoint: {e}"))?;
+            let n =
+                Checkpoint::parse(&p.new_checkpoint).map_err(|e| format!("new checkpoint: {e}"))?;
+            o.verify(keys).map_err(|e| format!("old checkpoint: {e}"))?;
+            n.verify(keys).map_err(|e| format!("new checkpoint: {e}"))?;
+            let path = unhex(&p.consistency_path).ok_or("consistency path is not hex hashes")?;
+            if !merkle::verify_consistency(o.size, n.size, &o.root, &n.root, &path) {
+                return Err(
+                    "consistency proof does not verify: the new tree does not extend the old"
+                        .into(),
+                );
+            }
+            Ok(format!(
+                "checkpoint of {} digests extends checkpoint of {} digests",
+                n.size, o.size
+            ))
+        }
+    }
+}
+
+fn verify_event_proof(p: &EventProof, keys: &PublicKeySet) -> std::result::Result<String, String> {
+    let seq = seq_from_event_id(&p.event.event_id).ok_or("bad event id")?;
+    let event = StoredEvent {
+        seq,
+        group: p.event.log_group.clone(),
+        stream: p.event.log_stream.clone(),
+        timestamp_ms: p.event.timestamp,
+        ingestion_time_ms: p.event.ingestion_time,
+        message: p.event.message.clone(),
+        normalized: None,
+    };
+    let leaf = event_leaf_hash(&event);
+    if hex::encode(leaf) != p.event.leaf_hash {
+        return Err("the event's leaf hash does not match its fields".into());
+    }
+    let seg_root = parse_hash_hex(&p.segment.merkle_root).ok_or("bad merkleRoot")?;
+    let seg_path = unhex(&p.segment.inclusion_path).ok_or("bad segment inclusion path")?;
+    if !merkle::verify_inclusion(
+        &leaf,
+        p.segment.leaf_index,
+        p.segment.event_count,
+        &seg_path,
+        &seg_root,
+    ) {
+        return Err("the event is not in the segment's Merkle tree".into());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&p.digest.content)
+        .map_err(|_| "digest content is not base64")?;
+    let dg = parse_digest(&p.digest.object, &bytes).map_err(|e| e.to_string())?;
+    if dg.digest_object != p.digest.object {
+        return Err("the digest names another location".into());
+    }
+    let listed = dg.segments.iter().any(|s| {
+        s.object == p.segment.object
+            && s.merkle_root == p.segment.merkle_root
+            && s.event_count == p.segment.event_count
+    });
+    if !listed {
+        return Err("the digest does not list the segment with this Merkle root".into());
+    }
+    let key = keys
+        .find(&dg.digest_public_key_fingerprint)
+        .ok_or_else(|| {
+            format!(
+                "public key not found for fingerprint {}",
+                dg.digest_public_key_fingerprint
+            )
+        })?;
+    if key.algorithm != dg.digest_signature_algorithm
+        || !key.valid_at(parse_iso(&dg.digest_signing_time).unwrap_or(i64::MIN))
+    {
+        return Err("the digest's key is not valid for it".into());
+    }
+    let dhash = sha256(&bytes);
+    let sts = string_to_sign(
+        &dg.digest_end_time,
+        &dg.digest_object,
+        &dhash,
+        dg.previous_digest_signature.as_deref(),
+    );
+    let sig = hex::decode(&p.digest.signature).map_err(|_| "signature is not hex")?;
+    if !key.verify(sts.as_bytes(), &sig) {
+        return Err("digest signature verification failed".into());
+    }
+    let cp = Checkpoint::parse(&p.checkpoint.text).map_err(|e| e.to_string())?;
+    cp.verify(keys).map_err(|e| format!("checkpoint: {e}"))?;
+    let cpath = unhex(&p.checkpoint.inclusion_path).ok_or("bad checkpoint inclusion path")?;
+    if p.checkpoint.digest_tree_index != dg.digest_tree_index
+        || !merkle::verify_inclusion(
+            &merkle::leaf_hash(&dhash),
+            dg.digest_tree_index,
+            cp.size,
+            &cpath,
+            &cp.root,
+        )
+    {
+        return Err("the digest is not in the checkpoint's digest tree".into());
+    }
+    Ok(format!(
+        "event {} is in segment {} (leaf {} of {}), listed by signed digest {}, in checkpoint of {} digests",
+        p.event.event_id, p.segment.object, p.segment.leaf_index, p.segment.event_count, p.digest.object, cp.size
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_ranges_from_store_layout() {
+        assert_eq!(
+            seq_range(
+                "segments/group=g/year=2025/x/00000000000000000005-00000000000000000009.parquet"
+            ),
+            Some((5, 9))
+        );
+        assert_eq!(seq_range("segments/x.parquet"), None);
+    }
+}
