@@ -1,8 +1,11 @@
 //! SHA-256, the only hash of the integrity chain.
 //!
-//! Backed by `ring`, whose hand-written assembly (SHA-NI when the CPU has it, AVX2/SSSE3
-//! otherwise) is the fastest SHA-256 available to us in Rust; validation throughput is
-//! bounded by it.
+//! Backed by `ring` (hand-written assembly; SHA-NI when the CPU has it). Measured on the
+//! 2-core build machine (SHA-NI present), one core, 256 MiB in memory, release build:
+//! ring 1055 MB/s, sha2 0.10 1075 MB/s; over the same data as a file, `openssl dgst -sha256`
+//! 0.31 s (~870 MB/s including the read) and `sha256sum` 1.55 s (~170 MB/s). ring and sha2
+//! are level here; ring is kept because it also carries Ed25519 and its assembly does not
+//! depend on compile-time target features. Validation throughput is bounded by this.
 
 /// A SHA-256 value.
 pub type Hash = [u8; 32];
