@@ -1,6 +1,7 @@
 //! trailvault-monitor: filter patterns, metric filters, alarms and automated responses.
 //!
 //! - [`pattern`]: the CloudWatch Logs filter pattern language, compiled into fast matchers.
+//! - [`engine`]: [`MonitorEngine`], the threads that evaluate batches, alarms and actions.
 //! - [`metric`]: metric filters (PutMetricFilter / TestMetricFilter) and per-minute aggregates.
 //! - [`actions`]: signed webhooks, commands and the alarms log-group record on transitions.
 //! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
@@ -9,6 +10,7 @@
 
 pub mod actions;
 pub mod alarm;
+pub mod engine;
 pub mod metric;
 pub mod pattern;
 pub mod rules;
@@ -16,6 +18,7 @@ pub mod store;
 
 pub use actions::{ActionDispatcher, ActionKind, ActionTarget, AlarmSink};
 pub use alarm::{evaluate, Alarm, AlarmSpec, AlarmState, Evaluation, Transition};
+pub use engine::{EngineConfig, EngineError, MonitorEngine};
 pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic};
 pub use pattern::{
     Extracted, FilterPattern, PatternError, PatternErrorKind, PatternKind, PatternSet,
