@@ -186,6 +186,75 @@ pub fn run_verify_proof_cli(args: VerifyProofArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// `trailvault validate-cloudtrail`: AWS CloudTrail's own digest chains, on a local copy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidateCloudTrailArgs {
+    /// A copy of the trail's bucket (objects under their S3 keys, digest signatures in
+    /// `<key>.metadata.json`).
+    #[arg(long, value_name = "COPY")]
+    pub path: PathBuf,
+    /// AWS public keys: `.pem`/`.der` files and/or `aws cloudtrail list-public-keys` JSON.
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// Also print valid items.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+pub fn run_validate_cloudtrail_cli(args: ValidateCloudTrailArgs) -> anyhow::Result<i32> {
+    let fs = LocalFileSystem::new_with_prefix(&args.path)
+        .with_context(|| format!("opening {}", args.path.display()))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(fs);
+    let keys = crate::cloudtrail::load_keys(&args.keys)?;
+    let report = runtime()?.block_on(crate::cloudtrail::validate_cloudtrail(store, &keys))?;
+    print!("{}", report.render(args.verbose));
+    Ok(if report.is_valid() { 0 } else { 1 })
+}
+
+/// `trailvault keys export`: the vault's public keys, for auditors.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportKeysArgs {
+    /// The vault's data directory (keys are read from `<data>/keys`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Where to write `public-keys.json` and the PEM/DER files.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn run_export_keys_cli(args: ExportKeysArgs) -> anyhow::Result<i32> {
+    let set = PublicKeySet::load_dir(&args.data.join("keys"))?;
+    crate::keys::export_public_keys(&set, &args.out)?;
+    println!(
+        "exported {} public keys to {}",
+        set.keys().len(),
+        args.out.display()
+    );
+    Ok(0)
+}
+
+/// `trailvault checkpoint export`: the newest signed checkpoint, to keep elsewhere.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportCheckpointArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Write it here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run_export_checkpoint_cli(args: ExportCheckpointArgs) -> anyhow::Result<i32> {
+    let store = args.source.store()?;
+    let Some(text) = runtime()?.block_on(crate::checkpoint::export_checkpoint(&store))? else {
+        bail!("the vault has no checkpoint yet");
+    };
+    match &args.output {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +271,9 @@ mod tests {
         Validate(ValidateArgs),
         Prove(ProveArgs),
         VerifyProof(VerifyProofArgs),
+        ValidateCloudtrail(ValidateCloudTrailArgs),
+        ExportKeys(ExportKeysArgs),
+        ExportCheckpoint(ExportCheckpointArgs),
     }
 
     #[test]
@@ -227,5 +299,10 @@ mod tests {
         assert_eq!(p.consistency.unwrap().len(), 2);
         assert!(Cli::try_parse_from(["t", "prove", "--data", "d"]).is_err());
         assert!(Cli::try_parse_from(["t", "verify-proof", "f", "--keys", "k"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["t", "validate-cloudtrail", "--path", "p", "--keys", "k"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["t", "export-keys", "--data", "d", "--out", "o"]).is_ok());
+        assert!(Cli::try_parse_from(["t", "export-checkpoint", "--data", "d"]).is_ok());
     }
 }

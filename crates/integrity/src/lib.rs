@@ -7,11 +7,14 @@
 //! - [`checkpoint`]: signed checkpoints of the cumulative digest tree.
 //! - [`validate`]: the offline validator.
 //! - [`proof`]: per-event inclusion proofs and checkpoint consistency proofs.
+//! - [`cloudtrail`]: validation of AWS CloudTrail's own digest chains.
+//! - [`cli`]: clap arguments and run functions the `trailvault` binary mounts.
 //!
 //! See `docs/integrity.md` for the formats an auditor needs.
 
 pub mod checkpoint;
 pub mod cli;
+pub mod cloudtrail;
 pub mod digest;
 pub mod error;
 pub mod hash;
@@ -24,7 +27,9 @@ pub mod time;
 pub mod validate;
 
 pub use cli::{
-    run_prove_cli, run_validate_cli, run_verify_proof_cli, ProveArgs, ValidateArgs, VerifyProofArgs,
+    run_export_checkpoint_cli, run_export_keys_cli, run_prove_cli, run_validate_cli,
+    run_validate_cloudtrail_cli, run_verify_proof_cli, ExportCheckpointArgs, ExportKeysArgs,
+    ProveArgs, ValidateArgs, ValidateCloudTrailArgs, VerifyProofArgs,
 };
 pub use digest::{DigestRef, DigestWriter};
 pub use error::{IntegrityError, Result};

@@ -92,6 +92,8 @@ pub struct ValidationReport {
     pub gaps: Vec<Gap>,
     pub requested: (Option<i64>, Option<i64>),
     pub found: Option<(i64, i64)>,
+    /// Label the data files "Log file" (CloudTrail's own chains) instead of "Segment file".
+    pub log_files: bool,
 }
 
 impl ValidationReport {
@@ -136,6 +138,7 @@ impl ValidationReport {
         for f in &self.findings {
             let label = match f.kind {
                 Kind::Digest => "Digest file",
+                Kind::Segment if self.log_files => "Log file",
                 Kind::Segment => "Segment file",
                 Kind::Checkpoint => "Checkpoint",
             };
@@ -185,11 +188,8 @@ impl ValidationReport {
             "digest",
         ));
         out.push('\n');
-        out.push_str(&summary(
-            self.segments_valid(),
-            self.segments_total(),
-            "segment",
-        ));
+        let noun = if self.log_files { "log" } else { "segment" };
+        out.push_str(&summary(self.segments_valid(), self.segments_total(), noun));
         if self.segments_pending() > 0 {
             out.push_str(&format!(
                 ", {} segment files pending",
