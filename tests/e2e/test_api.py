@@ -23,7 +23,7 @@ def test_first_start_writes_a_private_credentials_file(vault):
     mode = stat.S_IMODE(creds.stat().st_mode)
     assert mode == 0o600, oct(mode)
     text = creds.read_text()
-    assert text.startswith("[default]")
+    assert "[default]" in text.splitlines()
     assert "aws_access_key_id" in text and "aws_secret_access_key" in text
 
 

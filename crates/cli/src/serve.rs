@@ -1,0 +1,203 @@
+//! `trailvault serve` and `trailvault quickstart`: wire the store, the integrity chain,
+//! monitoring and the HTTP server together.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::json;
+use trailvault_auth::{FileKeyStore, VerifyConfig};
+use trailvault_server::AppState;
+use trailvault_store::{Vault, VaultConfig};
+
+use crate::{QuickstartArgs, ServeArgs};
+
+/// A vault serving HTTP in this process.
+pub struct RunningVault {
+    pub addr: SocketAddr,
+    pub vault: Vault,
+    pub data: PathBuf,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn merkle_root_hook() -> trailvault_store::MerkleRootFn {
+    Arc::new(|events| {
+        let leaves = trailvault_integrity::leaf::event_leaf_hashes(events);
+        hex::encode(trailvault_integrity::merkle::root_from_leaf_hashes(&leaves))
+    })
+}
+
+pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
+    let data = args.data.clone();
+    let mut cfg = VaultConfig::new(&data);
+    cfg.seal_bytes = args.seal_bytes;
+    cfg.seal_age = args.seal_age;
+    cfg.merkle_root = Some(merkle_root_hook());
+    let vault = Vault::open(cfg)
+        .await
+        .with_context(|| format!("could not open the vault in {}", data.display()))?;
+    vault.spawn_sealer();
+    let algorithm = trailvault_integrity::SignatureAlgorithm::parse(&args.signing_algorithm)
+        .with_context(|| format!("unknown signing algorithm {:?}", args.signing_algorithm))?;
+    let digest_writer = crate::digests::open_writer(&vault, algorithm).await?;
+    crate::digests::spawn(vault.clone(), digest_writer, args.digest_period);
+    let (keys, created) = FileKeyStore::open_or_create(&data)
+        .with_context(|| format!("could not open the access keys in {}", data.display()))?;
+    if let Some(key) = created {
+        tracing::info!(access_key_id = %key.id, "created the admin access key");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        vault: vault.clone(),
+        keys: Arc::new(keys),
+        verify: VerifyConfig {
+            region: args.region.clone(),
+            ..VerifyConfig::default()
+        },
+        account_id: args.account_id.clone(),
+        region: args.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        monitor: None,
+    });
+    let server = tokio::spawn(trailvault_server::serve(listener, state, shutdown_signal()));
+    Ok(RunningVault {
+        addr,
+        vault,
+        data,
+        server,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn print_banner(addr: SocketAddr, data: &Path) {
+    let creds = data.join("credentials");
+    println!("trailvault listening on http://{addr}");
+    println!("  data:        {}", data.display());
+    println!("  credentials: {}", creds.display());
+    println!("  try:         AWS_SHARED_CREDENTIALS_FILE={} aws logs describe-log-groups --endpoint-url http://{addr} --region us-east-1", creds.display());
+}
+
+impl RunningVault {
+    async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        tracing::info!(
+            "stopped; acknowledged events are in the wal and will be sealed at next start"
+        );
+        Ok(())
+    }
+}
+
+pub async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let running = start(&args).await?;
+    print_banner(running.addr, &running.data);
+    running.wait().await
+}
+
+pub async fn run_quickstart(args: QuickstartArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("trailvault-quickstart-{}", std::process::id()));
+    let serve = ServeArgs {
+        data: dir.clone(),
+        listen: args.listen.unwrap_or_else(|| "127.0.0.1:0".into()),
+        seal_bytes: 64 << 20,
+        seal_age: std::time::Duration::from_secs(60),
+        digest_period: std::time::Duration::from_secs(3600),
+        region: None,
+        account_id: "000000000000".into(),
+        signing_algorithm: "ed25519".into(),
+    };
+    let running = start(&serve).await?;
+    let endpoint = format!("http://{}", running.addr);
+    println!("started a vault in {} at {endpoint}", dir.display());
+
+    let creds = trailvault_auth::Credentials::from_shared_file(&dir.join("credentials"), "default")
+        .context("could not read the credentials the vault wrote")?;
+    let client = trailvault_client::LogsClient::new(&endpoint, creds, "us-east-1");
+    let group = "quickstart/demo";
+    client
+        .call("CreateLogGroup", json!({ "logGroupName": group }))
+        .await?;
+    client
+        .call(
+            "CreateLogStream",
+            json!({ "logGroupName": group, "logStreamName": "first" }),
+        )
+        .await?;
+    println!("created log group {group} with stream first (signed CloudWatch Logs API calls)");
+    let now = trailvault_store::now_ms();
+    let messages = [
+        r#"{"eventName":"ConsoleLogin","userIdentity":{"type":"IAMUser","userName":"alice"},"sourceIPAddress":"203.0.113.7"}"#,
+        r#"{"eventName":"AuthorizeSecurityGroupIngress","userIdentity":{"type":"IAMUser","userName":"bob"}}"#,
+        "plain text line: backup finished",
+    ];
+    let events: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({ "timestamp": now + i as i64, "message": m }))
+        .collect();
+    client
+        .call(
+            "PutLogEvents",
+            json!({ "logGroupName": group, "logStreamName": "first", "logEvents": events }),
+        )
+        .await?;
+    println!(
+        "put {} events: acknowledged after the write-ahead log was synced",
+        messages.len()
+    );
+    let sealed = running.vault.seal_now().await?;
+    for s in &sealed.segments {
+        println!(
+            "sealed {} events into {} ({} bytes, sha256 {}, merkle root {})",
+            s.event_count, s.key, s.bytes, s.sha256, s.merkle_root
+        );
+    }
+    let got = client
+        .call(
+            "GetLogEvents",
+            json!({ "logGroupName": group, "logStreamName": "first", "startFromHead": true }),
+        )
+        .await?;
+    let back = got["events"].as_array().map(Vec::len).unwrap_or(0);
+    println!("read back {back} events from the sealed segment:");
+    for e in got["events"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  {}",
+            e["timestamp"],
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    anyhow::ensure!(
+        back == messages.len(),
+        "read back {back} events, wrote {}",
+        messages.len()
+    );
+    if args.no_serve {
+        return Ok(());
+    }
+    print_banner(running.addr, &dir);
+    println!("serving until Ctrl-C");
+    running.wait().await
+}
