@@ -15,8 +15,8 @@
 //!
 //! Verification order (each step's failure is the error the client sees): `Authorization`
 //! present → well formed → no session token → known access key → `X-Amz-Date` well formed →
-//! scope (terminator, service, region, date) → clock skew → payload hash → signature,
-//! compared in constant time.
+//! scope (terminator, service, region, date) → clock skew → payload hash → `host` and every
+//! `x-amz-*` header signed → signature, compared in constant time.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -535,6 +535,22 @@ pub fn verify(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_string(),
         ));
     }
+    // An unsigned `x-amz-*` header could change what a captured request does (swap
+    // `x-amz-target` to replay a signed body under another action), so all must be signed.
+    let mut unsigned: Vec<&str> = req
+        .headers
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|n| n.starts_with("x-amz-") && !auth.signed_headers.iter().any(|h| h == n))
+        .collect();
+    if !unsigned.is_empty() {
+        unsigned.sort_unstable();
+        unsigned.dedup();
+        return Err(AuthError::InvalidScope(format!(
+            "There were headers present in the request which were not signed: {}",
+            unsigned.join(", ")
+        )));
+    }
     let canonical = canonical_request(
         &req.method,
         &req.path,
@@ -895,6 +911,15 @@ mod tests {
         };
         let err = verify(&req, &keys, now, &only_eu).unwrap_err();
         assert!(err.message().contains("valid region"), "{err}");
+
+        let mut req = signed(now, "us-east-1", "logs");
+        req.headers
+            .insert("x-amz-meta-extra", HeaderValue::from_static("unsigned"));
+        let err = verify(&req, &keys, now, &cfg).unwrap_err();
+        assert!(
+            err.message().contains("not signed: x-amz-meta-extra"),
+            "{err}"
+        );
 
         let mut req = signed(now, "us-east-1", "logs");
         req.body = Bytes::from_static(b"{\"a\":1}");

@@ -291,7 +291,12 @@ pub async fn run_put(args: PutArgs) -> anyhow::Result<()> {
             let len = f.metadata().ok().map(|m| m.len());
             (Box::new(io::BufReader::with_capacity(1 << 20, f)), len)
         }
-        _ => (Box::new(io::BufReader::new(io::stdin())), None),
+        _ => {
+            if io::stdin().is_terminal() {
+                eprintln!("reading lines from the terminal; end with Ctrl-D");
+            }
+            (Box::new(io::BufReader::new(io::stdin())), None)
+        }
     };
     let progress = match size_bytes {
         Some(len) if io::stderr().is_terminal() => {
