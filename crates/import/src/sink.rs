@@ -1,0 +1,476 @@
+//! Where imported events are written: straight into a vault's data directory (embedded) or
+//! through a running vault's CloudWatch Logs API.
+//!
+//! Both offer the same four operations: make a group exist, open a stream and learn how many
+//! events it already holds, append one batch (atomically), and read or extend the import
+//! ledger. Resuming relies on two facts: a file's records are appended in file order, and a
+//! batch is stored whole or not at all. So the stream's event count is exactly the number of
+//! the file's leading records already stored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+use trailvault_client::{ClientError, LogsClient, RetryPolicy};
+use trailvault_model::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, EVENT_OVERHEAD_BYTES};
+use trailvault_store::{now_ms, InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault};
+
+use crate::placement::{LEDGER_GROUP, LEDGER_STREAM};
+
+/// Serialized PutLogEvents request bytes kept under this (the server accepts 8 MiB; the
+/// normalized form travels next to each message).
+const REQUEST_BYTES_TARGET: usize = 6 * 1024 * 1024;
+/// Attempts per batch through the API before the import stops.
+const PUT_ATTEMPTS_MAX: u32 = 6;
+
+pub enum Sink {
+    Embedded {
+        vault: Vault,
+        groups: Mutex<HashSet<String>>,
+        /// Per group, the event count of every stream, taken the first time the import
+        /// touches the group and kept current by this process (which holds the vault's lock).
+        streams: tokio::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
+    },
+    Api {
+        client: LogsClient,
+        /// The same client without automatic retries: a retried PutLogEvents whose first
+        /// answer was lost would store the batch twice, so puts are retried here, after
+        /// recounting the stream.
+        put_client: LogsClient,
+        groups: Mutex<HashSet<String>>,
+    },
+}
+
+/// One completed file, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerEntry {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub format: String,
+    pub group: String,
+    pub stream: String,
+    /// Records of the file stored as events.
+    pub records: u64,
+    /// Records of the file quarantined.
+    pub quarantined: u64,
+    /// Set when the file as a whole was quarantined (unreadable compression, over the cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_quarantined: Option<String>,
+    pub imported_ms: i64,
+}
+
+fn is_already_exists(e: &StoreError) -> bool {
+    matches!(e, StoreError::AlreadyExists(_))
+}
+
+fn client_code_is(e: &ClientError, code: &str) -> bool {
+    e.code() == Some(code)
+}
+
+/// Cuts events into batches within CloudWatch's limits: at most 10,000 events and 1,048,576
+/// bytes counting 26 bytes per event; the serialized size (API mode) is kept under
+/// [`REQUEST_BYTES_TARGET`]. Never returns an empty batch.
+/// Each item is (message bytes, serialized request bytes).
+pub fn batch_ranges(items: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes, mut req) = (0, 0usize, 0usize);
+    for (i, &(msg, r)) in items.iter().enumerate() {
+        let b = msg + EVENT_OVERHEAD_BYTES;
+        if i > start
+            && (i - start >= BATCH_EVENTS_MAX
+                || bytes + b > BATCH_BYTES_MAX
+                || req + r > REQUEST_BYTES_TARGET)
+        {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+            req = 0;
+        }
+        bytes += b;
+        req += r;
+    }
+    if start < items.len() {
+        out.push(start..items.len());
+    }
+    out
+}
+
+impl Sink {
+    pub fn embedded(vault: Vault) -> Sink {
+        Sink::Embedded {
+            vault,
+            groups: Mutex::new(HashSet::new()),
+            streams: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn api(client: LogsClient) -> Sink {
+        let put_client = client.clone().with_retry(RetryPolicy {
+            attempts_max: 1,
+            ..RetryPolicy::default()
+        });
+        Sink::Api {
+            client,
+            put_client,
+            groups: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn known_groups(&self) -> &Mutex<HashSet<String>> {
+        match self {
+            Sink::Embedded { groups, .. } | Sink::Api { groups, .. } => groups,
+        }
+    }
+
+    /// Makes `group` exist (an existing group is fine).
+    pub async fn ensure_group(&self, group: &str) -> anyhow::Result<()> {
+        if self
+            .known_groups()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(group)
+        {
+            return Ok(());
+        }
+        match self {
+            Sink::Embedded { vault, .. } => {
+                let meta = LogGroupMeta {
+                    name: group.to_owned(),
+                    created_ms: now_ms(),
+                    retention_days: None,
+                    kms_key_id: None,
+                    log_group_class: "STANDARD".to_owned(),
+                    deletion_protection: false,
+                    tags: Default::default(),
+                };
+                match vault.create_log_group(meta) {
+                    Ok(()) => {}
+                    Err(e) if is_already_exists(&e) => {}
+                    Err(e) => return Err(e).with_context(|| format!("creating log group {group}")),
+                }
+            }
+            Sink::Api { client, .. } => match client.create_log_group(group).await {
+                Ok(()) => {}
+                Err(e) if client_code_is(&e, "ResourceAlreadyExistsException") => {}
+                Err(e) => return Err(e).with_context(|| format!("creating log group {group}")),
+            },
+        }
+        self.known_groups()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.to_owned());
+        Ok(())
+    }
+
+    /// Makes `stream` exist in `group` (which must exist) and returns how many events it holds.
+    pub async fn open_stream(&self, group: &str, stream: &str) -> anyhow::Result<u64> {
+        match self {
+            Sink::Embedded { vault, streams, .. } => {
+                let mut all = streams.lock().await;
+                if !all.contains_key(group) {
+                    let snapshot = vault
+                        .log_streams(group)
+                        .with_context(|| format!("listing streams of {group}"))?
+                        .into_iter()
+                        .map(|s| (s.name, s.event_count))
+                        .collect();
+                    all.insert(group.to_owned(), snapshot);
+                }
+                let known = all.get_mut(group).ok_or_else(|| anyhow!("unreachable"))?;
+                if let Some(n) = known.get(stream) {
+                    return Ok(*n);
+                }
+                match vault.create_log_stream(group, stream) {
+                    Ok(()) => {}
+                    Err(e) if is_already_exists(&e) => {
+                        bail!("log stream {stream} in {group} appeared during the import; is another import running?")
+                    }
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("creating log stream {stream} in {group}"))
+                    }
+                }
+                known.insert(stream.to_owned(), 0);
+                Ok(0)
+            }
+            Sink::Api { client, .. } => match client.create_log_stream(group, stream).await {
+                Ok(()) => Ok(0),
+                Err(e) if client_code_is(&e, "ResourceAlreadyExistsException") => {
+                    self.count_api(group, stream).await
+                }
+                Err(e) => {
+                    Err(e).with_context(|| format!("creating log stream {stream} in {group}"))
+                }
+            },
+        }
+    }
+
+    /// Events in a stream, counted by paging GetLogEvents (DescribeLogStreams has no count).
+    async fn count_api(&self, group: &str, stream: &str) -> anyhow::Result<u64> {
+        let Sink::Api { client, .. } = self else {
+            bail!("count_api on an embedded sink");
+        };
+        let mut count = 0u64;
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({
+                "logGroupName": group,
+                "logStreamName": stream,
+                "startFromHead": true,
+                "limit": 10_000,
+            });
+            if let Some(t) = &token {
+                body["nextToken"] = json!(t);
+            }
+            let page = client
+                .call("GetLogEvents", body)
+                .await
+                .with_context(|| format!("counting events of {group}/{stream}"))?;
+            let n = page["events"].as_array().map_or(0, Vec::len) as u64;
+            count += n;
+            let next = page["nextForwardToken"].as_str().map(str::to_owned);
+            if n == 0 || next.is_none() || next == token {
+                return Ok(count);
+            }
+            token = next;
+        }
+    }
+
+    /// Appends `events` to an open stream, in batches, in order. `stored_before` is the stream's
+    /// count before (from [`Sink::open_stream`]); used to recount after an uncertain API failure.
+    pub async fn append(
+        &self,
+        group: &str,
+        stream: &str,
+        events: Vec<InputEvent>,
+        stored_before: u64,
+    ) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let appended = events.len() as u64;
+        match self {
+            Sink::Embedded { vault, streams, .. } => {
+                let sizes: Vec<_> = events.iter().map(|e| (e.message.len(), 0)).collect();
+                let ranges = batch_ranges(&sizes);
+                let mut events = events;
+                // Cut from the back so each batch is moved out without copying.
+                let mut batches = Vec::with_capacity(ranges.len());
+                for r in ranges.iter().rev() {
+                    batches.push(events.split_off(r.start));
+                }
+                for batch in batches.into_iter().rev() {
+                    vault
+                        .put_log_events(group, stream, batch, PutOptions::import(now_ms()))
+                        .await
+                        .with_context(|| format!("writing to {group}/{stream}"))?;
+                }
+                let mut all = streams.lock().await;
+                if let Some(n) = all.get_mut(group).and_then(|g| g.get_mut(stream)) {
+                    *n += appended;
+                }
+            }
+            Sink::Api { .. } => {
+                let bodies: Vec<Value> = events.iter().map(event_json).collect();
+                let sizes: Vec<_> = events
+                    .iter()
+                    .zip(&bodies)
+                    .map(|(e, v)| (e.message.len(), v.to_string().len() + 1))
+                    .collect();
+                let ranges = batch_ranges(&sizes);
+                let mut stored = stored_before;
+                for r in ranges {
+                    self.put_api(group, stream, &bodies[r.clone()], &mut stored)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_api(
+        &self,
+        group: &str,
+        stream: &str,
+        batch: &[Value],
+        stored: &mut u64,
+    ) -> anyhow::Result<()> {
+        let Sink::Api { put_client, .. } = self else {
+            bail!("put_api on an embedded sink");
+        };
+        let body = json!({
+            "logGroupName": group,
+            "logStreamName": stream,
+            "logEvents": batch,
+            "trailvaultImport": true,
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match put_client.call("PutLogEvents", body.clone()).await {
+                Ok(resp) => {
+                    if let Some(info) = resp.get("rejectedLogEventsInfo") {
+                        bail!("the vault rejected events of {group}/{stream} although the import flag was set: {info}");
+                    }
+                    *stored += batch.len() as u64;
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let definite = matches!(&err, ClientError::Service { status, .. } if *status >= 400 && *status < 500 && *status != 429 && !err.code().is_some_and(|c| c.contains("Throttl")));
+            if definite || attempt >= PUT_ATTEMPTS_MAX {
+                return Err(err).with_context(|| format!("writing to {group}/{stream}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+            // The batch may have been stored before the answer was lost: look.
+            let now = self.count_api(group, stream).await?;
+            if now == *stored + batch.len() as u64 {
+                *stored = now;
+                return Ok(());
+            }
+            if now != *stored {
+                bail!("{group}/{stream} holds {now} events, expected {} or {}: another writer is using the stream", *stored, *stored + batch.len() as u64);
+            }
+        }
+    }
+
+    /// Every ledger entry, by key.
+    pub async fn load_ledger(&self) -> anyhow::Result<HashMap<String, LedgerEntry>> {
+        let messages: Vec<String> = match self {
+            Sink::Embedded { vault, .. } => {
+                if vault.log_group(LEDGER_GROUP).is_err() {
+                    return Ok(HashMap::new());
+                }
+                vault
+                    .read_events(
+                        LEDGER_GROUP,
+                        &StreamFilter::One(LEDGER_STREAM.to_owned()),
+                        None,
+                        None,
+                    )
+                    .await
+                    .or_else(|e| match e {
+                        StoreError::NotFound(_) => Ok(Vec::new()),
+                        e => Err(e),
+                    })
+                    .context("reading the import ledger")?
+                    .into_iter()
+                    .map(|e| e.message)
+                    .collect()
+            }
+            Sink::Api { client, .. } => {
+                let mut out = Vec::new();
+                let mut token: Option<String> = None;
+                loop {
+                    let mut body = json!({
+                        "logGroupName": LEDGER_GROUP,
+                        "logStreamName": LEDGER_STREAM,
+                        "startFromHead": true,
+                    });
+                    if let Some(t) = &token {
+                        body["nextToken"] = json!(t);
+                    }
+                    let page = match client.call("GetLogEvents", body).await {
+                        Ok(p) => p,
+                        Err(e) if client_code_is(&e, "ResourceNotFoundException") => break,
+                        Err(e) => return Err(e).context("reading the import ledger"),
+                    };
+                    let events = page["events"].as_array().cloned().unwrap_or_default();
+                    let n = events.len();
+                    out.extend(
+                        events
+                            .into_iter()
+                            .filter_map(|e| e["message"].as_str().map(str::to_owned)),
+                    );
+                    let next = page["nextForwardToken"].as_str().map(str::to_owned);
+                    if n == 0 || next.is_none() || next == token {
+                        break;
+                    }
+                    token = next;
+                }
+                out
+            }
+        };
+        let mut ledger = HashMap::new();
+        for m in messages {
+            // A ledger line that does not parse is ignored: the file is then re-checked
+            // against its stream's count, which is exact anyway.
+            if let Ok(entry) = serde_json::from_str::<LedgerEntry>(&m) {
+                ledger.insert(entry.key.clone(), entry);
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Appends entries to the ledger (after the files' events are durable).
+    pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.ensure_group(LEDGER_GROUP).await?;
+        let before = self.open_stream(LEDGER_GROUP, LEDGER_STREAM).await?;
+        let now = now_ms();
+        let events = entries
+            .iter()
+            .map(|e| {
+                Ok(InputEvent {
+                    timestamp_ms: now,
+                    message: serde_json::to_string(e)?,
+                    normalized: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.append(LEDGER_GROUP, LEDGER_STREAM, events, before)
+            .await
+    }
+
+    /// Seals the embedded vault's tail into segments; the API mode leaves that to the server.
+    pub async fn finish(&self) -> anyhow::Result<()> {
+        if let Sink::Embedded { vault, .. } = self {
+            vault.seal_now().await.context("sealing the imported events")?;
+        }
+        Ok(())
+    }
+}
+
+fn event_json(e: &InputEvent) -> Value {
+    let mut v = json!({ "timestamp": e.timestamp_ms, "message": e.message });
+    if let Some(n) = &e.normalized {
+        if let Ok(n) = serde_json::to_value(n) {
+            v["trailvaultNormalized"] = n;
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(len: usize) -> (usize, usize) {
+        (len, 0)
+    }
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let events: Vec<_> = (0..25_000).map(|_| ev(1)).collect();
+        let r = batch_ranges(&events);
+        assert_eq!(r, vec![0..10_000, 10_000..20_000, 20_000..25_000]);
+
+        // 4 events of 300,000 bytes: 3 fit in 1 MiB (900,078), the 4th does not.
+        let events: Vec<_> = (0..4).map(|_| ev(300_000)).collect();
+        assert_eq!(batch_ranges(&events), vec![0..3, 3..4]);
+        // Exactly at the limit is allowed.
+        let exact = BATCH_BYTES_MAX - EVENT_OVERHEAD_BYTES;
+        assert_eq!(batch_ranges(&[ev(exact)]), vec![0..1]);
+        assert_eq!(batch_ranges(&[ev(exact), ev(0)]), vec![0..1, 1..2]);
+        assert!(batch_ranges(&[]).is_empty());
+        // The request-size bound.
+        let events: Vec<_> = (0..10).map(|_| (10, REQUEST_BYTES_TARGET / 4)).collect();
+        let r = batch_ranges(&events);
+        assert_eq!(r, vec![0..4, 4..8, 8..10]);
+    }
+}
