@@ -108,6 +108,17 @@ async fn bad_or_unreachable_endpoints_are_clear_errors() {
     let c = LogsClient::new("not a url", Credentials::new("a", "b"), "us-east-1");
     let err = c.call("DescribeLogGroups", json!({})).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidEndpoint { .. }), "{err}");
+    let c = LogsClient::new(
+        "https://vault.example",
+        Credentials::new("a", "b"),
+        "us-east-1",
+    );
+    let err = c.call("DescribeLogGroups", json!({})).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("https endpoints are not supported"),
+        "{err}"
+    );
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
