@@ -158,6 +158,18 @@ pub struct DigestRef {
     pub segment_count: usize,
 }
 
+/// One group's period in a [`DigestWriter::write_periods`] batch.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodDigest<'a> {
+    pub group: &'a str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Segments whose `sealed_at_ms` falls in `[start_ms, end_ms)`.
+    pub seals: &'a [SegmentSeal],
+    /// Segments expired by retention in the period.
+    pub deletions: &'a [DigestDeletion],
+}
+
 /// Writes digests and checkpoints; one per vault (it owns the chain heads and the tree).
 pub struct DigestWriter {
     store: Arc<dyn ObjectStore>,
@@ -287,6 +299,45 @@ impl DigestWriter {
         seals: &[SegmentSeal],
         deletions: &[DigestDeletion],
     ) -> Result<DigestRef> {
+        let r = self
+            .write_one(group, start_ms, end_ms, seals, deletions)
+            .await?;
+        self.checkpoint_now().await?;
+        Ok(r)
+    }
+
+    /// Write the digests of one period for many groups, then one checkpoint (instead of one
+    /// per digest). Each group at most once per batch: recovery after a crash mid-batch
+    /// relies on every unsealed tree leaf being a chain head.
+    pub async fn write_periods(&mut self, periods: &[PeriodDigest<'_>]) -> Result<Vec<DigestRef>> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(p) = periods.iter().find(|p| !seen.insert(p.group)) {
+            return Err(IntegrityError::Invalid(format!(
+                "group {} appears twice in one batch",
+                p.group
+            )));
+        }
+        let mut out = Vec::with_capacity(periods.len());
+        for p in periods {
+            out.push(
+                self.write_one(p.group, p.start_ms, p.end_ms, p.seals, p.deletions)
+                    .await?,
+            );
+        }
+        if !out.is_empty() {
+            self.checkpoint_now().await?;
+        }
+        Ok(out)
+    }
+
+    async fn write_one(
+        &mut self,
+        group: &str,
+        start_ms: i64,
+        end_ms: i64,
+        seals: &[SegmentSeal],
+        deletions: &[DigestDeletion],
+    ) -> Result<DigestRef> {
         if start_ms >= end_ms {
             return Err(IntegrityError::Invalid(format!(
                 "empty period {start_ms}..{end_ms}"
@@ -395,7 +446,6 @@ impl DigestWriter {
         };
         self.tree.push(merkle::leaf_hash(&hash));
         self.heads.insert(group.to_string(), r.clone());
-        self.checkpoint_now().await?;
         Ok(r)
     }
 
@@ -518,5 +568,36 @@ mod tests {
         .unwrap();
         assert_eq!(cp.size, 3);
         cp.verify(&w.keyring().public_keys()).unwrap();
+        // A batch: two digests, one checkpoint.
+        let p = |group| PeriodDigest {
+            group,
+            start_ms: 2000,
+            end_ms: 3000,
+            seals: &[],
+            deletions: &[],
+        };
+        assert!(w.write_periods(&[p("g"), p("g")]).await.is_err());
+        let rs = w.write_periods(&[p("g"), p("h")]).await.unwrap();
+        assert_eq!(
+            rs.iter().map(|r| r.tree_index).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        assert!(
+            objects::get_limited(&store, &checkpoint::checkpoint_key(4), 1 << 16)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(w.last_checkpoint().unwrap().size, 5);
+        // Reopened, the writer picks up where the batch left.
+        drop(w);
+        let w = DigestWriter::open(
+            store.clone(),
+            Keyring::open(&dir.path().join("keys")).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(w.tree_size(), 5);
+        assert_eq!(w.head("h").unwrap().sequence, 1);
     }
 }

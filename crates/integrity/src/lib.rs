@@ -31,7 +31,7 @@ pub use cli::{
     run_validate_cloudtrail_cli, run_verify_proof_cli, ExportCheckpointArgs, ExportKeysArgs,
     ProveArgs, ValidateArgs, ValidateCloudTrailArgs, VerifyProofArgs,
 };
-pub use digest::{DigestRef, DigestWriter};
+pub use digest::{DigestRef, DigestWriter, PeriodDigest};
 pub use error::{IntegrityError, Result};
 pub use hash::{sha256, Hash};
 pub use keys::{Keyring, PublicKeySet, SignatureAlgorithm};

@@ -366,7 +366,7 @@ pub async fn validate(
     };
     let mut newest_end: HashMap<String, i64> = HashMap::new();
     let mut digest_findings = Vec::new();
-    for (group, mut ds) in by_group {
+    for (group, ds) in by_group {
         if let Some(newest) = ds
             .iter()
             .filter(|d| d.digest.is_some())
@@ -378,8 +378,13 @@ pub async fn validate(
         if opts.group.as_ref().is_some_and(|g| *g != group) {
             continue;
         }
-        ds.retain(|d| in_range(d));
-        walk_chain(&group, ds, &mut digest_findings, &mut report.gaps);
+        walk_chain(
+            &group,
+            ds,
+            &in_range,
+            &mut digest_findings,
+            &mut report.gaps,
+        );
     }
 
     // 4. Segments listed by the digests in scope.
@@ -504,17 +509,21 @@ pub fn segment_group(key: &str) -> Option<String> {
 fn walk_chain<'a>(
     group: &str,
     ds: Vec<&'a LoadedDigest>,
+    in_range: &dyn Fn(&LoadedDigest) -> bool,
     out: &mut Vec<(Finding, Option<&'a LoadedDigest>)>,
     gaps: &mut Vec<Gap>,
 ) {
+    // The whole chain is walked so links across the range's edges are followed; only the
+    // digests in range (and holes cited by them) are reported.
     let by_key: HashMap<&str, &LoadedDigest> = ds.iter().map(|d| (d.key.as_str(), *d)).collect();
     let mut order: Vec<&LoadedDigest> = ds.clone();
     order.sort_by(|a, b| b.key.cmp(&a.key));
     let mut status: HashMap<&str, Status> =
         ds.iter().map(|d| (d.key.as_str(), d.own.clone())).collect();
     let mut visited: HashSet<&str> = HashSet::new();
-    // (position in output, synthetic finding) for digests known only by reference.
-    let mut sequence: Vec<Result<&str, Finding>> = Vec::new();
+    // Digests in walking order; `Err` for one known only by reference (with whether the
+    // digest citing it is in range).
+    let mut sequence: Vec<Result<&str, (Finding, bool)>> = Vec::new();
     let mut next_unvisited = 0usize;
     loop {
         while next_unvisited < order.len() && visited.contains(order[next_unvisited].key.as_str()) {
@@ -534,7 +543,7 @@ fn walk_chain<'a>(
                 if let Some(older) = order.iter().find(|d| {
                     d.key < cur.key && !visited.contains(d.key.as_str()) && d.digest.is_some()
                 }) {
-                    if older.end_ms < cur.start_ms {
+                    if older.end_ms < cur.start_ms && in_range(cur) {
                         gaps.push(Gap {
                             group: group.to_string(),
                             from_ms: older.end_ms,
@@ -550,7 +559,7 @@ fn walk_chain<'a>(
                         let link = link_problem(cur, dg, prev, pd);
                         if let Some(why) = link {
                             status.insert(prev_key, Status::Invalid(why));
-                        } else if prev.end_ms < cur.start_ms {
+                        } else if prev.end_ms < cur.start_ms && in_range(cur) {
                             gaps.push(Gap {
                                 group: group.to_string(),
                                 from_ms: prev.end_ms,
@@ -577,22 +586,29 @@ fn walk_chain<'a>(
                         _ => dg.digest_sequence.max(1),
                     }
                     .max(1);
-                    sequence.push(Err(Finding {
-                        kind: Kind::Digest,
-                        key: prev_key.to_string(),
-                        status: Status::invalid("not found"),
-                    }));
+                    let cited = in_range(cur);
+                    sequence.push(Err((
+                        Finding {
+                            kind: Kind::Digest,
+                            key: prev_key.to_string(),
+                            status: Status::invalid("not found"),
+                        },
+                        cited,
+                    )));
                     let from = older.map_or("the chain start".to_string(), |o| iso(o.end_ms));
                     for k in 1..missing {
-                        sequence.push(Err(Finding {
-                            kind: Kind::Digest,
-                            key: format!(
-                                "(digest #{} of log group {group}, between {from} and {})",
-                                dg.digest_sequence - 1 - k,
-                                iso(cur.start_ms)
-                            ),
-                            status: Status::invalid("not found"),
-                        }));
+                        sequence.push(Err((
+                            Finding {
+                                kind: Kind::Digest,
+                                key: format!(
+                                    "(digest #{} of log group {group}, between {from} and {})",
+                                    dg.digest_sequence - 1 - k,
+                                    iso(cur.start_ms)
+                                ),
+                                status: Status::invalid("not found"),
+                            },
+                            cited,
+                        )));
                     }
                     match older {
                         Some(o) => cur = o,
@@ -606,6 +622,9 @@ fn walk_chain<'a>(
         match item {
             Ok(key) => {
                 let d = by_key[key];
+                if !in_range(d) {
+                    continue;
+                }
                 out.push((
                     Finding {
                         kind: Kind::Digest,
@@ -615,7 +634,8 @@ fn walk_chain<'a>(
                     Some(d),
                 ));
             }
-            Err(f) => out.push((f, None)),
+            Err((f, true)) => out.push((f, None)),
+            Err((_, false)) => {}
         }
     }
 }

@@ -539,6 +539,20 @@ async fn no_false_alarms_on_a_clean_chain() {
     assert_eq!(r.segments_valid(), n);
     assert_eq!(r.segments_total(), n);
     assert_eq!(r.digests_valid(), chain.digests.len());
+    // A time range: only the digests in it, links across its edge followed, no false alarm.
+    let from = chain.digests[6].start_ms;
+    let opts = ValidateOptions {
+        start_ms: Some(from),
+        ..Default::default()
+    };
+    let ranged = validate(opts, local(&chain.root), &chain.keys)
+        .await
+        .unwrap();
+    assert!(ranged.is_valid(), "{}", ranged.render(false));
+    assert_eq!(
+        ranged.digests_total(),
+        chain.digests.iter().filter(|d| d.end_ms > from).count()
+    );
     let text = r.render(false);
     assert!(
         text.contains(&format!(
