@@ -29,11 +29,21 @@ impl HeldValues {
 pub(crate) enum AggState {
     Count(u64),
     Distinct(HashSet<GroupKey>),
-    Sum { sum: f64, n: u64 },
-    Avg { sum: f64, n: u64 },
+    Sum {
+        sum: f64,
+        n: u64,
+    },
+    Avg {
+        sum: f64,
+        n: u64,
+    },
     /// min/max keep the original value (a timestamp stays a timestamp).
     Extreme(Option<(f64, Value)>),
-    Stddev { n: u64, mean: f64, m2: f64 },
+    Stddev {
+        n: u64,
+        mean: f64,
+        m2: f64,
+    },
     Pct(Vec<f64>),
     /// earliest/latest: the value at the earliest/latest `@timestamp`.
     AtTime(Option<(i64, Value)>),
@@ -236,7 +246,12 @@ mod tests {
         assert_eq!(run(AggFunc::Pct, 0.0, &nums), Value::Num(2.0));
         assert_eq!(run(AggFunc::CountDistinct, 0.0, &nums), Value::Num(5.0));
         assert_eq!(run(AggFunc::Max, 0.0, &nums), Value::Num(9.0));
-        let words = [Value::str("b"), Value::str("a"), Value::Null, Value::str("c")];
+        let words = [
+            Value::str("b"),
+            Value::str("a"),
+            Value::Null,
+            Value::str("c"),
+        ];
         assert_eq!(run(AggFunc::SortsFirst, 0.0, &words), Value::str("a"));
         assert_eq!(run(AggFunc::SortsLast, 0.0, &words), Value::str("c"));
         assert_eq!(run(AggFunc::Count, 0.0, &words), Value::Num(3.0));
@@ -261,7 +276,8 @@ mod tests {
                 .unwrap();
         }
         // Repeats cost nothing; a fourth distinct value is over the limit.
-        st.update(call.func, Value::Num(0.0), None, &mut held).unwrap();
+        st.update(call.func, Value::Num(0.0), None, &mut held)
+            .unwrap();
         let e = st.update(call.func, Value::Num(9.0), None, &mut held);
         assert!(matches!(e, Err(QueryError::MemoryLimit(_))));
     }

@@ -132,8 +132,9 @@ impl Func {
             Ltrim | Rtrim | Trim => (1, 2),
             Substr => (2, 3),
             Replace => (3, 3),
-            StrContains | DateFloor | DateCeil | IsIpInSubnet | IsIpv4InSubnet
-            | IsIpv6InSubnet => (2, 2),
+            StrContains | DateFloor | DateCeil | IsIpInSubnet | IsIpv4InSubnet | IsIpv6InSubnet => {
+                (2, 2)
+            }
             Greatest | Least | Coalesce | Concat => (1, usize::MAX),
         }
     }

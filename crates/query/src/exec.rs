@@ -128,6 +128,85 @@ pub(crate) struct Plan {
     pub display: Vec<usize>,
     /// Whether result rows are aggregates (no `@ptr`).
     pub aggregated: bool,
+    /// Texts every event must contain to possibly pass the leading filters: checked on the raw
+    /// message before any JSON is parsed (see [`required_texts`]).
+    pub prefilter: Vec<String>,
+}
+
+/// Whether `s`, as a JSON string, is written byte for byte the same (no escapes). `/` is
+/// excluded because JSON writers may escape it.
+fn json_verbatim(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' && b != b'/')
+}
+
+/// Texts that must occur in the raw message of any event passing the filters that open the
+/// query. Only conjuncts over JSON fields no earlier command assigned qualify:
+/// `field = "text"` needs `"text"` (quotes included), `field like "text"` needs `text`.
+/// Numeric-looking and boolean texts are skipped, as they may match numbers or booleans
+/// written differently. Stops at the first command that is not `filter`, `fields` or `parse`,
+/// because dropping rows early before `limit`, `sort`, `dedup` or `stats` is only safe when
+/// those rows would have been dropped at the same point anyway.
+fn required_texts(commands: &[Command], kinds: &[FieldKind]) -> Vec<String> {
+    let mut assigned: HashSet<usize> = HashSet::new();
+    let mut out = Vec::new();
+    let is_json_field = |e: &Expr, assigned: &HashSet<usize>| match e {
+        Expr::Field(f) => {
+            matches!(kinds.get(f.id), Some(FieldKind::Json(_))) && !assigned.contains(&f.id)
+        }
+        _ => false,
+    };
+    for c in commands {
+        match c {
+            Command::Fields(ps) => ps.iter().for_each(|p| {
+                assigned.insert(p.target.id);
+            }),
+            Command::Parse(p) => p.targets.iter().for_each(|t| {
+                assigned.insert(t.id);
+            }),
+            Command::Display(_) => {}
+            Command::Filter(e) => {
+                let mut conjuncts = vec![e];
+                while let Some(x) = conjuncts.pop() {
+                    match x {
+                        Expr::And(a, b) => {
+                            conjuncts.push(b);
+                            conjuncts.push(a);
+                        }
+                        Expr::Cmp(CmpOp::Eq, a, b) => {
+                            let lit = match (&**a, &**b) {
+                                (f, Expr::Str(s)) | (Expr::Str(s), f)
+                                    if is_json_field(f, &assigned) =>
+                                {
+                                    s
+                                }
+                                _ => continue,
+                            };
+                            let numeric = crate::value::parse_decimal(lit).is_some();
+                            if json_verbatim(lit)
+                                && !numeric
+                                && &**lit != "true"
+                                && &**lit != "false"
+                            {
+                                out.push(format!("\"{lit}\""));
+                            }
+                        }
+                        Expr::Like {
+                            expr,
+                            pattern: Pattern::Substring(sub),
+                            negated: false,
+                        } if is_json_field(expr, &assigned) && json_verbatim(sub) => {
+                            out.push(sub.clone());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 impl Plan {
@@ -144,6 +223,7 @@ impl Plan {
             }
         }
         let json = JsonPaths::new(json_paths.iter().enumerate().map(|(i, p)| (*p, i)));
+        let prefilter = required_texts(commands, &kinds);
 
         // Columns: the default pair, replaced by the first `fields`, extended by later ones;
         // `stats` replaces them with its groups and outputs; the last `display` wins.
@@ -173,7 +253,9 @@ impl Plan {
                     default_cols = false;
                     aggregated = true;
                     s.by.iter().for_each(|p| add(&mut cols, &p.target.name));
-                    s.outputs.iter().for_each(|p| add(&mut cols, &p.target.name));
+                    s.outputs
+                        .iter()
+                        .for_each(|p| add(&mut cols, &p.target.name));
                 }
                 Command::Display(fs) => {
                     display = Some(fs.iter().map(|f| f.name.clone()).collect());
@@ -183,7 +265,6 @@ impl Plan {
         }
         let cols = display.unwrap_or(cols);
         let mut names = names;
-        let mut kinds = kinds;
         let display = cols
             .iter()
             .map(|c| match names.iter().position(|x| x == c) {
@@ -205,6 +286,7 @@ impl Plan {
             json,
             display,
             aggregated,
+            prefilter,
         }
     }
 }
@@ -466,7 +548,10 @@ enum Stage<'q, 'e> {
     Parse(&'q ParseCommand),
     Stats(Box<StatsState<'q, 'e>>),
     Sort(SortState<'q, 'e>),
-    Limit { n: usize, seen: usize },
+    Limit {
+        n: usize,
+        seen: usize,
+    },
     Dedup {
         fields: &'q [FieldRef],
         seen: HashSet<Vec<GroupKey>>,
@@ -646,8 +731,11 @@ impl<'q, 'e> Pipeline<'q, 'e> {
                 }
                 Stage::Stats(st) => {
                     let cmd = st.cmd;
-                    let by_vals: Vec<Value> =
-                        cmd.by.iter().map(|p| eval(&p.expr, &row, plan, &[])).collect();
+                    let by_vals: Vec<Value> = cmd
+                        .by
+                        .iter()
+                        .map(|p| eval(&p.expr, &row, plan, &[]))
+                        .collect();
                     let key: Vec<GroupKey> = by_vals.iter().map(GroupKey::of).collect();
                     let gi = match st.index.get(&key) {
                         Some(&g) => g,
@@ -778,6 +866,13 @@ pub(crate) fn execute<'e>(
         }
         stats.records_scanned += 1;
         stats.bytes_scanned += event.message.len() as u64;
+        if plan
+            .prefilter
+            .iter()
+            .any(|t| !event.message.contains(t.as_str()))
+        {
+            continue;
+        }
         if let Flow::Stop = pipe.push(0, Row::event(account, event))? {
             break;
         }
@@ -790,7 +885,11 @@ pub(crate) fn execute<'e>(
     pipe.finish()?;
     stats.records_matched = pipe.matched;
 
-    let fields: Vec<String> = plan.display.iter().map(|&id| plan.names[id].clone()).collect();
+    let fields: Vec<String> = plan
+        .display
+        .iter()
+        .map(|&id| plan.names[id].clone())
+        .collect();
     let rows = pipe
         .out
         .iter()
@@ -822,4 +921,34 @@ pub(crate) fn execute<'e>(
         rows,
         statistics: stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Query;
+
+    fn prefilter(q: &str) -> Vec<String> {
+        Query::parse(q).unwrap().plan.prefilter.clone()
+    }
+
+    #[test]
+    fn prefilter_takes_only_safe_literals() {
+        assert_eq!(
+            prefilter(r#"filter eventName = "ConsoleLogin" and ua like "cli" | stats count(*)"#),
+            vec!["\"ConsoleLogin\"".to_string(), "cli".to_string()]
+        );
+        // or, numbers, booleans, escapes, slashes, regexes: nothing
+        assert!(prefilter(r#"filter a = "x" or b = "y""#).is_empty());
+        assert!(
+            prefilter(r#"filter a = "200" and b = "true" and c = "a/b" and d like /x/"#).is_empty()
+        );
+        // assigned by parse or fields: not a message field any more
+        assert!(prefilter(r#"parse @message "* *" as a, b | filter a = "x""#).is_empty());
+        assert!(prefilter(r#"fields c as a | filter a = "x""#).is_empty());
+        // after limit/sort/stats rows must not be dropped early
+        assert!(prefilter(r#"limit 5 | filter a = "x""#).is_empty());
+        // auto fields are not JSON
+        assert!(prefilter(r#"filter @logStream = "x""#).is_empty());
+        assert!(prefilter(r#"filter not a = "x""#).is_empty());
+    }
 }

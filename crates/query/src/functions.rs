@@ -73,7 +73,7 @@ pub(crate) fn call(func: Func, args: &[Value], raw: &[Expr], timestamp_ms: Optio
             let Some(s) = text(arg(0)) else {
                 return Value::Null;
             };
-            let set: Option<Vec<char>> = args.get(1).and_then(|v| text(v)).map(|t| t.chars().collect());
+            let set: Option<Vec<char>> = args.get(1).and_then(text).map(|t| t.chars().collect());
             let pred = |c: char| match &set {
                 Some(chars) => chars.contains(&c),
                 None => c.is_whitespace(),
@@ -228,23 +228,74 @@ mod tests {
 
     #[test]
     fn string_functions() {
-        assert_eq!(call(Func::Substr, &[s("abcdef"), Value::Num(2.0), Value::Num(3.0)], &[], None), s("cde"));
-        assert_eq!(call(Func::Substr, &[s("abc"), Value::Num(5.0)], &[], None), s(""));
+        assert_eq!(
+            call(
+                Func::Substr,
+                &[s("abcdef"), Value::Num(2.0), Value::Num(3.0)],
+                &[],
+                None
+            ),
+            s("cde")
+        );
+        assert_eq!(
+            call(Func::Substr, &[s("abc"), Value::Num(5.0)], &[], None),
+            s("")
+        );
         assert_eq!(call(Func::Trim, &[s("  a b  ")], &[], None), s("a b"));
-        assert_eq!(call(Func::Ltrim, &[s("xxaxx"), s("x")], &[], None), s("axx"));
-        assert_eq!(call(Func::Replace, &[s("a.b.c"), s("."), s("/")], &[], None), s("a/b/c"));
-        assert_eq!(call(Func::StrContains, &[s("hello"), s("ell")], &[], None), Value::Num(1.0));
-        assert_eq!(call(Func::Concat, &[s("a"), Value::Null, Value::Num(3.0)], &[], None), s("a3"));
-        assert_eq!(call(Func::IsBlank, &[s("  ")], &[], None), Value::Bool(true));
-        assert_eq!(call(Func::IsEmpty, &[s(" ")], &[], None), Value::Bool(false));
-        assert_eq!(call(Func::Strlen, &[s("héllo")], &[], None), Value::Num(5.0));
+        assert_eq!(
+            call(Func::Ltrim, &[s("xxaxx"), s("x")], &[], None),
+            s("axx")
+        );
+        assert_eq!(
+            call(Func::Replace, &[s("a.b.c"), s("."), s("/")], &[], None),
+            s("a/b/c")
+        );
+        assert_eq!(
+            call(Func::StrContains, &[s("hello"), s("ell")], &[], None),
+            Value::Num(1.0)
+        );
+        assert_eq!(
+            call(
+                Func::Concat,
+                &[s("a"), Value::Null, Value::Num(3.0)],
+                &[],
+                None
+            ),
+            s("a3")
+        );
+        assert_eq!(
+            call(Func::IsBlank, &[s("  ")], &[], None),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            call(Func::IsEmpty, &[s(" ")], &[], None),
+            Value::Bool(false)
+        );
+        assert_eq!(
+            call(Func::Strlen, &[s("héllo")], &[], None),
+            Value::Num(5.0)
+        );
     }
 
     #[test]
     fn numeric_functions() {
-        assert_eq!(call(Func::Greatest, &[Value::Num(1.0), s("7"), s("x")], &[], None), Value::Num(7.0));
-        assert_eq!(call(Func::Sqrt, &[Value::Num(-1.0)], &[], None), Value::Null);
-        assert_eq!(call(Func::Log, &[Value::Num(1.0)], &[], None), Value::Num(0.0));
+        assert_eq!(
+            call(
+                Func::Greatest,
+                &[Value::Num(1.0), s("7"), s("x")],
+                &[],
+                None
+            ),
+            Value::Num(7.0)
+        );
+        assert_eq!(
+            call(Func::Sqrt, &[Value::Num(-1.0)], &[], None),
+            Value::Null
+        );
+        assert_eq!(
+            call(Func::Log, &[Value::Num(1.0)], &[], None),
+            Value::Num(0.0)
+        );
         assert_eq!(call(Func::Floor, &[s("2.7")], &[], None), Value::Num(2.0));
     }
 
@@ -263,8 +314,17 @@ mod tests {
 
     #[test]
     fn time_functions() {
-        assert_eq!(call(Func::ToMillis, &[s("2023-11-14T22:13:20Z")], &[], None), Value::Num(1_700_000_000_000.0));
-        assert_eq!(call(Func::FromMillis, &[Value::Num(5.0)], &[], None), Value::Time(5));
-        assert_eq!(call(Func::FromMillis, &[Value::Num(1e300)], &[], None), Value::Null);
+        assert_eq!(
+            call(Func::ToMillis, &[s("2023-11-14T22:13:20Z")], &[], None),
+            Value::Num(1_700_000_000_000.0)
+        );
+        assert_eq!(
+            call(Func::FromMillis, &[Value::Num(5.0)], &[], None),
+            Value::Time(5)
+        );
+        assert_eq!(
+            call(Func::FromMillis, &[Value::Num(1e300)], &[], None),
+            Value::Null
+        );
     }
 }

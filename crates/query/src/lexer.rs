@@ -209,7 +209,9 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
                 cur.bump();
             }
             Tok::Ident(s)
-        } else if c.is_ascii_digit() || (c == '.' && cur.peek_at(1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && cur.peek_at(1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let mut s = String::new();
             while let Some(c) = cur.peek() {
                 if c.is_ascii_digit() || c == '.' {
@@ -244,9 +246,13 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
                 unit.push(c);
                 cur.bump();
             }
-            let n: f64 = s
-                .parse()
-                .map_err(|_| err(&cur, Some("a number"), format!("invalid number `{s}{unit}`")))?;
+            let n: f64 = s.parse().map_err(|_| {
+                err(
+                    &cur,
+                    Some("a number"),
+                    format!("invalid number `{s}{unit}`"),
+                )
+            })?;
             if unit.is_empty() {
                 Tok::Num(n)
             } else {
@@ -257,7 +263,7 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
                         format!("invalid time period `{s}{unit}`: unknown unit `{unit}`"),
                     )
                 })?;
-                if n.fract() != 0.0 || n < 1.0 || n > 1_000_000.0 {
+                if n.fract() != 0.0 || !(1.0..=1_000_000.0).contains(&n) {
                     return Err(err(
                         &cur,
                         Some("a whole number of time units"),

@@ -19,8 +19,8 @@
 //! memory is bounded by [`ExecOptions`]; only fields discovered in the message (auto fields,
 //! JSON paths, `parse` captures) exist — the normalized record is not exposed here.
 
-pub mod ast;
 mod aggregate;
+pub mod ast;
 mod error;
 mod exec;
 mod functions;
@@ -31,9 +31,7 @@ mod parser;
 pub mod value;
 
 pub use error::{QueryError, SyntaxError, QUERY_CHARS_MAX};
-pub use exec::{
-    ExecOptions, QueryOutput, QueryStatistics, ResultField, CANCEL_CHECK_ROWS,
-};
+pub use exec::{ExecOptions, QueryOutput, QueryStatistics, ResultField, CANCEL_CHECK_ROWS};
 pub use json::discover_fields;
 pub use output::{format_csv, format_json, format_table};
 pub use parser::LIMIT_ROWS_MAX;

@@ -14,7 +14,13 @@ fn cell<'a>(row: &'a [crate::ResultField], field: &str) -> &'a str {
 fn table_cell(s: &str) -> String {
     let one_line: String = s
         .chars()
-        .map(|c| if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c })
+        .map(|c| {
+            if c == '\n' || c == '\r' || c == '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     if one_line.chars().count() > TABLE_CELL_CHARS_MAX {
         let mut cut: String = one_line.chars().take(TABLE_CELL_CHARS_MAX - 1).collect();

@@ -242,10 +242,9 @@ impl<'s> Parser<'s> {
                 Ok(Command::Dedup(self.field_list()?))
             }
             "pattern" | "anomaly" | "diff" | "unmask" | "unnest" | "lookup" | "join"
-            | "filterindex" | "source" => Err(t.error(
-                Some(COMMANDS),
-                format!("command `{name}` is not supported"),
-            )),
+            | "filterindex" | "source" => {
+                Err(t.error(Some(COMMANDS), format!("command `{name}` is not supported")))
+            }
             _ => Err(t.error(
                 Some(COMMANDS),
                 format!("expected {COMMANDS}, found {}", t.tok.describe()),
@@ -373,7 +372,8 @@ impl<'s> Parser<'s> {
             Tok::Regex(re) => {
                 self.bump();
                 let regex = compile_regex(&re, &pat_tok)?;
-                let names: Vec<String> = regex.capture_names().flatten().map(String::from).collect();
+                let names: Vec<String> =
+                    regex.capture_names().flatten().map(String::from).collect();
                 if names.is_empty() {
                     return Err(pat_tok.error(
                         Some("named capture groups `(?<name>...)`"),
@@ -873,7 +873,9 @@ mod tests {
     #[test]
     fn stats_names_default_to_their_text() {
         let cmds = parse("stats count(*), avg(bytes) as a by src, bin(5m)").unwrap();
-        let Command::Stats(s) = &cmds[0] else { panic!() };
+        let Command::Stats(s) = &cmds[0] else {
+            panic!()
+        };
         assert_eq!(s.outputs[0].target.name, "count(*)");
         assert_eq!(s.outputs[1].target.name, "a");
         assert_eq!(s.by[1].target.name, "bin(5m)");
@@ -890,7 +892,10 @@ mod tests {
         let e = parse("filter count(*) > 1").unwrap_err();
         assert!(e.message.contains("only allowed in stats"));
         let e = parse("stats foo(x)").unwrap_err();
-        assert_eq!((e.column, e.message.as_str()), (7, "unknown function `foo`"));
+        assert_eq!(
+            (e.column, e.message.as_str()),
+            (7, "unknown function `foo`")
+        );
         let e = parse("stats count(*) by x | limit 0").unwrap_err();
         assert_eq!(e.column, 29);
         let e = parse("stats x").unwrap_err();

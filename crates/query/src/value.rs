@@ -75,7 +75,9 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
         return None;
     }
-    if t.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') {
+    if t.bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
         return None;
     }
     t.parse::<f64>().ok().filter(|n| n.is_finite())
@@ -344,8 +346,14 @@ mod tests {
         assert_eq!(parse_decimal("NaN"), None);
         assert_eq!(parse_decimal("1e3"), Some(1000.0));
         assert_eq!(parse_decimal("12abc"), None);
-        assert_eq!(values_equal(&Value::str("200"), &Value::Num(200.0)), Some(true));
-        assert_eq!(values_equal(&Value::str("01"), &Value::str("1")), Some(false));
+        assert_eq!(
+            values_equal(&Value::str("200"), &Value::Num(200.0)),
+            Some(true)
+        );
+        assert_eq!(
+            values_equal(&Value::str("01"), &Value::str("1")),
+            Some(false)
+        );
         assert_eq!(values_equal(&Value::Null, &Value::Num(1.0)), None);
         assert_eq!(
             values_compare(&Value::str("9"), &Value::str("10")),

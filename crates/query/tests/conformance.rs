@@ -47,7 +47,12 @@ fn parse_cases(text: &str, file: &Path) -> (String, Vec<Case>) {
             .unwrap_or_else(|| panic!("{}: case {name}: expected `dataset: `", file.display()))
             .trim()
             .to_string();
-        assert_eq!(lines.next(), Some("query:"), "{}: case {name}", file.display());
+        assert_eq!(
+            lines.next(),
+            Some("query:"),
+            "{}: case {name}",
+            file.display()
+        );
         let mut query = Vec::new();
         for l in lines.by_ref() {
             if l == "----" {

@@ -68,7 +68,10 @@ impl Dataset {
 const PRINCIPALS: [(&str, &str); 5] = [
     ("IAMUser", "arn:aws:iam::111111111111:user/alice"),
     ("IAMUser", "arn:aws:iam::111111111111:user/bob"),
-    ("AssumedRole", "arn:aws:sts::111111111111:assumed-role/deploy/ci"),
+    (
+        "AssumedRole",
+        "arn:aws:sts::111111111111:assumed-role/deploy/ci",
+    ),
     ("Root", "arn:aws:iam::111111111111:root"),
     ("IAMUser", "arn:aws:iam::111111111111:user/mallory"),
 ];
@@ -135,9 +138,15 @@ fn trail_record(rng: &mut Rng, i: usize, ts: i64) -> (String, TrailFacts) {
             (None, None)
         }
     } else if roll < 12 {
-        (Some("AccessDenied"), Some("User is not authorized to perform this operation"))
+        (
+            Some("AccessDenied"),
+            Some("User is not authorized to perform this operation"),
+        )
     } else if roll < 18 && source == "ec2.amazonaws.com" {
-        (Some("Client.UnauthorizedOperation"), Some("You are not authorized to perform this operation."))
+        (
+            Some("Client.UnauthorizedOperation"),
+            Some("You are not authorized to perform this operation."),
+        )
     } else {
         (None, None)
     };
@@ -156,7 +165,7 @@ fn trail_record(rng: &mut Rng, i: usize, ts: i64) -> (String, TrailFacts) {
         "eventName": name,
         "awsRegion": region,
         "sourceIPAddress": ip,
-        "userAgent": if i % 3 == 0 { "aws-cli/2.15.0" } else { "console.amazonaws.com" },
+        "userAgent": if i.is_multiple_of(3) { "aws-cli/2.15.0" } else { "console.amazonaws.com" },
         "eventID": format!("evt-{i:04}"),
         "readOnly": read_only,
         "eventType": if name == "ConsoleLogin" { "AwsConsoleSignIn" } else { "AwsApiCall" },
@@ -178,9 +187,14 @@ fn trail_record(rng: &mut Rng, i: usize, ts: i64) -> (String, TrailFacts) {
         rec["errorMessage"] = json!(m);
     }
     if name == "ConsoleLogin" {
-        let outcome = if error_message.is_some() { "Failure" } else { "Success" };
+        let outcome = if error_message.is_some() {
+            "Failure"
+        } else {
+            "Success"
+        };
         rec["responseElements"] = json!({"ConsoleLogin": outcome});
-        rec["additionalEventData"] = json!({"MFAUsed": if i % 4 == 0 { "Yes" } else { "No" }});
+        rec["additionalEventData"] =
+            json!({"MFAUsed": if i.is_multiple_of(4) { "Yes" } else { "No" }});
     }
     if name == "AuthorizeSecurityGroupIngress" {
         rec["requestParameters"] = json!({
@@ -211,7 +225,13 @@ fn trail_record(rng: &mut Rng, i: usize, ts: i64) -> (String, TrailFacts) {
 }
 
 fn vpc_line(rng: &mut Rng, i: usize, ts: i64) -> String {
-    let mut src = *rng.pick(&["203.0.113.12", "198.51.100.99", "10.0.1.5", "10.0.2.8", "192.0.2.200"]);
+    let mut src = *rng.pick(&[
+        "203.0.113.12",
+        "198.51.100.99",
+        "10.0.1.5",
+        "10.0.2.8",
+        "192.0.2.200",
+    ]);
     let dst = *rng.pick(&["10.0.1.5", "10.0.2.8", "10.0.3.9"]);
     let mut dport = *rng.pick(&[22u16, 80, 443, 3389, 5432, 8080]);
     // A port scan: one outside address walks through ports for a few minutes.
@@ -247,12 +267,16 @@ fn alb_line(rng: &mut Rng, i: usize, ts: i64) -> String {
         ("GET", "/static/app.js"),
     ]);
     let status = match (method, path) {
-        ("POST", "/login") if i % 3 == 0 => 401,
+        ("POST", "/login") if i.is_multiple_of(3) => 401,
         ("GET", "/admin") => 403,
-        _ if i % 17 == 0 => 502,
+        _ if i.is_multiple_of(17) => 502,
         _ => 200,
     };
-    let target_status = if status == 502 { "-".to_string() } else { status.to_string() };
+    let target_status = if status == 502 {
+        "-".to_string()
+    } else {
+        status.to_string()
+    };
     let req_ms = rng.below(900);
     let iso = chrono::DateTime::from_timestamp_millis(ts)
         .unwrap()
@@ -302,22 +326,51 @@ pub fn dataset() -> Dataset {
     for i in 0..240 {
         let ts = BASE_MS + i as i64 * 29_000 + (i as i64 % 5) * 1_013;
         let (msg, facts) = trail_record(&mut rng, i, ts);
-        let region_stream = format!("{TRAIL_ACCOUNT}_CloudTrail_{}", if i % 2 == 0 { "us-east-1" } else { "eu-west-1" });
+        let region_stream = format!(
+            "{TRAIL_ACCOUNT}_CloudTrail_{}",
+            if i.is_multiple_of(2) {
+                "us-east-1"
+            } else {
+                "eu-west-1"
+            }
+        );
         raw.push((ts, TRAIL_ACCOUNT.into(), "trail", region_stream, msg));
         trail.push(facts);
     }
     for i in 0..120 {
         let ts = BASE_MS + i as i64 * 53_000 + 250;
-        raw.push((ts, VPC_ACCOUNT.into(), "vpc-flow", "eni-0a1b2c3d-all".into(), vpc_line(&mut rng, i, ts)));
+        raw.push((
+            ts,
+            VPC_ACCOUNT.into(),
+            "vpc-flow",
+            "eni-0a1b2c3d-all".into(),
+            vpc_line(&mut rng, i, ts),
+        ));
     }
     for i in 0..60 {
         let ts = BASE_MS + i as i64 * 97_000 + 500;
-        raw.push((ts, TRAIL_ACCOUNT.into(), "alb", "web".into(), alb_line(&mut rng, i, ts)));
+        raw.push((
+            ts,
+            TRAIL_ACCOUNT.into(),
+            "alb",
+            "web".into(),
+            alb_line(&mut rng, i, ts),
+        ));
     }
-    for i in 0..48 {
+    for i in 0..48usize {
         let ts = BASE_MS + i as i64 * 131_000 + 750;
-        let stream = if i % 2 == 0 { "app-1" } else { "app-2" };
-        raw.push((ts, APP_ACCOUNT.into(), "app", stream.into(), app_line(&mut rng, i)));
+        let stream = if i.is_multiple_of(2) {
+            "app-1"
+        } else {
+            "app-2"
+        };
+        raw.push((
+            ts,
+            APP_ACCOUNT.into(),
+            "app",
+            stream.into(),
+            app_line(&mut rng, i),
+        ));
     }
     raw.sort_by_key(|r| r.0);
     let events = raw
