@@ -15,6 +15,23 @@
 //! (selective flattening of JSON messages), `functions` (scalar functions), `aggregate`
 //! (stats states), `exec` (the streaming executor and its limits), `output` (table/csv/json).
 //!
+//! Semantics where Insights' documentation is silent, chosen here and pinned by
+//! `tests/cases/*.test`:
+//! - absent fields are null; comparisons with null are null and `filter` keeps only true rows,
+//!   so `x != "a"` skips events without `x` (use `not ispresent(x) or x != "a"`);
+//! - `sort` is ascending unless `desc`; nulls sort last either way; ties keep input order;
+//!   without `sort`, rows come in input order; `stats` groups in first-seen order;
+//! - columns: `@timestamp, @message` (plus `parse` targets) until `fields` names some; `stats`
+//!   shows its `by` columns then its outputs; the last `display` wins;
+//! - a parse glob is unanchored, each `*` lazy except a trailing one; when it does not match,
+//!   its fields stay absent (a JSON field of the same name still shows through);
+//! - booleans display as `1`/`0` (JSON booleans keep their text `true`/`false`);
+//! - `stddev` is the sample deviation, `pct` the nearest rank, `count_distinct` exact (bounded
+//!   by `ExecOptions::held_values_max`); `stats` without `by` over no rows gives one row;
+//! - `bin`/`datefloor`/`dateceil` align to the epoch (weeks to Mondays, `mo`/`q`/`y` to the
+//!   calendar), in UTC;
+//! - VPC flow and other plain-text formats have no discovered fields: use `parse`.
+//!
 //! Invariants: parsing never panics and every syntax error has a line and column; execution
 //! memory is bounded by [`ExecOptions`]; only fields discovered in the message (auto fields,
 //! JSON paths, `parse` captures) exist — the normalized record is not exposed here.
