@@ -44,7 +44,9 @@ impl Compression {
 pub enum DecodeError {
     #[error("decompressed size exceeds the cap of {cap_bytes} bytes (--max-decompressed-bytes)")]
     TooLarge { cap_bytes: u64 },
-    #[error("{compression} stream is corrupt after {decompressed_bytes} decompressed bytes: {source}")]
+    #[error(
+        "{compression} stream is corrupt after {decompressed_bytes} decompressed bytes: {source}"
+    )]
     Corrupt {
         compression: &'static str,
         decompressed_bytes: u64,

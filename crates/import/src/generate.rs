@@ -92,7 +92,11 @@ const EVENTS: &[(&str, &str, bool)] = &[
     ("iam.amazonaws.com", "ListRoles", true),
     ("sts.amazonaws.com", "AssumeRole", true),
     ("kms.amazonaws.com", "Decrypt", true),
-    ("lambda.amazonaws.com", "UpdateFunctionCode20150331v2", false),
+    (
+        "lambda.amazonaws.com",
+        "UpdateFunctionCode20150331v2",
+        false,
+    ),
     ("cloudtrail.amazonaws.com", "LookupEvents", true),
     ("logs.amazonaws.com", "CreateLogStream", false),
 ];
@@ -290,6 +294,9 @@ mod tests {
         let out = trailvault_formats::parse(trailvault_formats::Format::Cloudtrail, a.as_bytes());
         assert_eq!(out.records.len(), 5);
         assert!(out.rejections.is_empty());
-        assert_eq!(out.records[0].normalized.account.as_deref(), Some("111122223333"));
+        assert_eq!(
+            out.records[0].normalized.account.as_deref(),
+            Some("111122223333")
+        );
     }
 }

@@ -315,7 +315,9 @@ async fn run_pipeline(
     };
 
     let incoming = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (Ok::<_, anyhow::Error>(item), rx))
+        rx.recv()
+            .await
+            .map(|item| (Ok::<_, anyhow::Error>(item), rx))
     });
     let written = incoming
         .try_for_each_concurrent(jobs.max(2), |(file, prepared)| {
@@ -450,7 +452,11 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
 pub async fn group_counts(vault: &Vault) -> anyhow::Result<HashMap<String, u64>> {
     let mut out = HashMap::new();
     for g in vault.log_groups() {
-        let n = vault.log_streams(&g.name)?.iter().map(|s| s.event_count).sum();
+        let n = vault
+            .log_streams(&g.name)?
+            .iter()
+            .map(|s| s.event_count)
+            .sum();
         out.insert(g.name, n);
     }
     Ok(out)

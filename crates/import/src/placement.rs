@@ -35,7 +35,12 @@ fn group_part(s: &str) -> String {
 /// The default log group of a file of `format` with key information `info`.
 pub fn group_for(format: Format, info: &KeyInfo) -> String {
     match (&info.account, &info.region) {
-        (Some(a), Some(r)) => format!("awslogs/{}/{}/{}", format.id(), group_part(a), group_part(r)),
+        (Some(a), Some(r)) => format!(
+            "awslogs/{}/{}/{}",
+            format.id(),
+            group_part(a),
+            group_part(r)
+        ),
         (Some(a), None) => format!("awslogs/{}/{}", format.id(), group_part(a)),
         _ => format!("import/{}", format.id()),
     }

@@ -38,12 +38,18 @@ pub enum Prepared {
     /// A file AWS writes next to logs that holds no records.
     Skippable,
     /// A CloudTrail digest: counted, handed to integrity validation, never stored as events.
-    Digest { source_bytes: u64 },
+    Digest {
+        source_bytes: u64,
+    },
     /// Neither the key nor the content names a format.
-    Unknown { why: String },
+    Unknown {
+        why: String,
+    },
     /// The source could not be read (network, permissions): the import reports it and a
     /// later run retries it.
-    ReadFailed { why: String },
+    ReadFailed {
+        why: String,
+    },
     Work(Box<FileWork>),
 }
 
@@ -93,12 +99,16 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
     let fallback_ms = fallback_time_ms(&info, file.modified_ms, opts.import_start_ms);
     let decoded = match decode(reader, opts.decompressed_bytes_max) {
         Ok(d) => d,
-        Err(e) if e.is_source_failure() => {
-            return Prepared::ReadFailed { why: e.to_string() }
-        }
+        Err(e) if e.is_source_failure() => return Prepared::ReadFailed { why: e.to_string() },
         Err(e) => {
             return Prepared::Work(Box::new(quarantined_file(
-                file, key_format, &info, opts, stream, fallback_ms, &e,
+                file,
+                key_format,
+                &info,
+                opts,
+                stream,
+                fallback_ms,
+                &e,
             )))
         }
     };
@@ -120,7 +130,10 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
             source_bytes: decoded.source_bytes,
         };
     }
-    let group = opts.group.clone().unwrap_or_else(|| group_for(format, &info));
+    let group = opts
+        .group
+        .clone()
+        .unwrap_or_else(|| group_for(format, &info));
     let out = trailvault_formats::parse(format, &decoded.content);
     let records_read = out.records_read();
     let mut events = Vec::with_capacity(out.records.len());
@@ -134,7 +147,10 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
     }
     for rec in out.records {
         if rec.raw.len() + EVENT_OVERHEAD_BYTES > EVENT_BYTES_MAX {
-            quarantine.push((rec.offset, oversized_event(&file.key, format, &rec, fallback_ms)));
+            quarantine.push((
+                rec.offset,
+                oversized_event(&file.key, format, &rec, fallback_ms),
+            ));
             continue;
         }
         let ts = rec.normalized.time_ms.unwrap_or(fallback_ms);
@@ -183,7 +199,10 @@ fn quarantined_file(
     FileWork {
         file: file.clone(),
         format,
-        group: opts.group.clone().unwrap_or_else(|| group_for(format, info)),
+        group: opts
+            .group
+            .clone()
+            .unwrap_or_else(|| group_for(format, info)),
         stream,
         // The file was not read to its end: no digest of it is claimed.
         sha256: String::new(),

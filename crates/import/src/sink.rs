@@ -15,7 +15,9 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use trailvault_client::{ClientError, LogsClient, RetryPolicy};
 use trailvault_model::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, EVENT_OVERHEAD_BYTES};
-use trailvault_store::{now_ms, InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault};
+use trailvault_store::{
+    now_ms, InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault,
+};
 
 use crate::placement::{LEDGER_GROUP, LEDGER_STREAM};
 
@@ -25,6 +27,8 @@ const REQUEST_BYTES_TARGET: usize = 6 * 1024 * 1024;
 /// Attempts per batch through the API before the import stops.
 const PUT_ATTEMPTS_MAX: u32 = 6;
 
+// One sink exists per run, so the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Sink {
     Embedded {
         vault: Vault,
@@ -430,7 +434,10 @@ impl Sink {
     /// Seals the embedded vault's tail into segments; the API mode leaves that to the server.
     pub async fn finish(&self) -> anyhow::Result<()> {
         if let Sink::Embedded { vault, .. } = self {
-            vault.seal_now().await.context("sealing the imported events")?;
+            vault
+                .seal_now()
+                .await
+                .context("sealing the imported events")?;
         }
         Ok(())
     }

@@ -128,9 +128,15 @@ impl Summary {
             mb(self.bytes_decompressed) / secs
         );
         for (title, list) in [
-            ("unknown files (use --format to name their format)", &self.unknown),
+            (
+                "unknown files (use --format to name their format)",
+                &self.unknown,
+            ),
             ("quarantined files", &self.quarantined_files),
-            ("unreadable files (retried by the next run)", &self.unreadable),
+            (
+                "unreadable files (retried by the next run)",
+                &self.unreadable,
+            ),
             ("conflicts", &self.conflicts),
         ] {
             if list.is_empty() {
@@ -171,7 +177,10 @@ mod tests {
         s.records_stored = 2;
         s.records_quarantined = 1;
         let text = s.render();
-        assert!(text.contains("records: 3 read = 2 stored + 1 quarantined"), "{text}");
+        assert!(
+            text.contains("records: 3 read = 2 stored + 1 quarantined"),
+            "{text}"
+        );
         assert!(text.contains("  a: why"));
     }
 }

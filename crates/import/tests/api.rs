@@ -58,7 +58,10 @@ async fn imports_through_the_api_resumes_and_is_idempotent() {
     .list()
     .await
     .unwrap();
-    let victim = files.iter().find(|f| f.key.contains("/CloudTrail/")).unwrap();
+    let victim = files
+        .iter()
+        .find(|f| f.key.contains("/CloudTrail/"))
+        .unwrap();
     let group = format!(
         "awslogs/cloudtrail/{}/{}",
         common::ACCOUNTS[0],
@@ -122,11 +125,17 @@ async fn imports_through_the_api_resumes_and_is_idempotent() {
         )
         .await
         .unwrap();
-    assert_eq!(events.len() as u64, exp.groups["awslogs/vpc-flow/111122223333/us-east-1"]);
-    assert!(events.iter().all(|e| e.timestamp_ms < common::START_MS + 86_400_000));
+    assert_eq!(
+        events.len() as u64,
+        exp.groups["awslogs/vpc-flow/111122223333/us-east-1"]
+    );
     assert!(events
         .iter()
-        .all(|e| e.normalized.as_ref().is_some_and(|n| n.source == "vpc-flow")));
+        .all(|e| e.timestamp_ms < common::START_MS + 86_400_000));
+    assert!(events.iter().all(|e| e
+        .normalized
+        .as_ref()
+        .is_some_and(|n| n.source == "vpc-flow")));
 
     // The ledger is read back through the API: a second run stores nothing.
     let again = import(&a).await.unwrap();

@@ -86,7 +86,11 @@ async fn stream_count(vault: &Vault, group: &str, stream: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_is_accounted_for_record_by_record() {
     let files = fixture_files();
-    assert!(files.len() >= 50, "fixtures not found at {:?}", fixtures_dir());
+    assert!(
+        files.len() >= 50,
+        "fixtures not found at {:?}",
+        fixtures_dir()
+    );
     let data = tempfile::tempdir().unwrap();
 
     // One import per format, each over a directory holding that format's fixtures (under
@@ -94,7 +98,10 @@ async fn every_fixture_is_accounted_for_record_by_record() {
     let mut by_format: BTreeMap<Format, Vec<(String, PathBuf)>> = BTreeMap::new();
     for (rel, path) in &files {
         let f = format_of(rel).unwrap_or_else(|| panic!("no format listed for fixture {rel}"));
-        by_format.entry(f).or_default().push((rel.clone(), path.clone()));
+        by_format
+            .entry(f)
+            .or_default()
+            .push((rel.clone(), path.clone()));
     }
     let mut total_read = 0;
     for (format, list) in &by_format {
@@ -156,7 +163,11 @@ async fn detection_over_the_whole_fixture_tree_keeps_the_invariant() {
         s.render()
     );
     // Files that are not logs (README, license, expected yaml) are reported, never guessed.
-    assert!(s.unknown.iter().any(|(k, _)| k == "README.md"), "{}", s.render());
+    assert!(
+        s.unknown.iter().any(|(k, _)| k == "README.md"),
+        "{}",
+        s.render()
+    );
     assert!(s.digests >= 2, "{}", s.render());
     let counts = common::group_counts(data.path()).await;
     let stored: u64 = counts
@@ -165,5 +176,8 @@ async fn detection_over_the_whole_fixture_tree_keeps_the_invariant() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(stored, s.records_stored);
-    assert_eq!(counts.get(QUARANTINE_GROUP).copied().unwrap_or(0), s.records_quarantined);
+    assert_eq!(
+        counts.get(QUARANTINE_GROUP).copied().unwrap_or(0),
+        s.records_quarantined
+    );
 }

@@ -43,7 +43,14 @@ fn free_port() -> u16 {
 
 fn start_moto(bin: &Path, port: u16) -> Server {
     let child = Command::new(bin.join("python"))
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -51,7 +58,10 @@ fn start_moto(bin: &Path, port: u16) -> Server {
     let server = Server(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "moto did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     server

@@ -64,11 +64,17 @@ async fn synthetic_tree_lands_where_the_convention_says() {
         .find(|v| v["format"] == "vpc-flow")
         .expect("the short vpc record is quarantined");
     assert_eq!(vpc["line"], 42);
-    assert!(vpc["raw"].as_str().unwrap().starts_with("2 111122223333 eni-"));
+    assert!(vpc["raw"]
+        .as_str()
+        .unwrap()
+        .starts_with("2 111122223333 eni-"));
     assert!(vpc["file"].as_str().unwrap().contains("vpcflowlogs"));
     assert!(vpc["offset"].as_u64().unwrap() > 0);
     assert!(!vpc["reason"].as_str().unwrap().is_empty());
-    let s3 = q.iter().find(|v| v["format"] == "s3-access").unwrap_or_else(|| panic!("{q:#?}"));
+    let s3 = q
+        .iter()
+        .find(|v| v["format"] == "s3-access")
+        .unwrap_or_else(|| panic!("{q:#?}"));
     assert_eq!(s3["line"], 13);
 
     // Stored events keep the raw record and its normalized form (read from the sealed
@@ -88,8 +94,13 @@ async fn synthetic_tree_lands_where_the_convention_says() {
         let n = e.normalized.as_ref().expect("embedded import normalizes");
         assert_eq!(n.source, "cloudtrail");
         assert_eq!(n.time_ms, Some(e.timestamp_ms));
-        assert!(e.timestamp_ms >= common::START_MS, "history keeps its own time");
-        assert!(e.stream.starts_with("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/"));
+        assert!(
+            e.timestamp_ms >= common::START_MS,
+            "history keeps its own time"
+        );
+        assert!(e
+            .stream
+            .starts_with("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/"));
     }
     // Sealed at the end: nothing left in the tail.
     assert_eq!(vault.tail_stats().0, 0);
@@ -129,7 +140,10 @@ async fn an_interrupted_import_resumes_exactly() {
         single: false,
     };
     let files = source.list().await.unwrap();
-    let ct: Vec<_> = files.iter().filter(|f| f.key.contains("/CloudTrail/")).collect();
+    let ct: Vec<_> = files
+        .iter()
+        .filter(|f| f.key.contains("/CloudTrail/"))
+        .collect();
     for f in ct.iter().take(4) {
         let to = subset.path().join(&f.key);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -237,9 +251,13 @@ async fn format_and_group_overrides_and_the_size_cap() {
     a.max_decompressed_bytes = 64 * 1024;
     let s = import(&a).await.unwrap();
     assert_eq!(s.quarantined_files.len(), 1);
-    assert!(s.quarantined_files[0].1.contains("exceeds the cap of 65536 bytes"));
+    assert!(s.quarantined_files[0]
+        .1
+        .contains("exceeds the cap of 65536 bytes"));
     let q = messages(data.path(), QUARANTINE_GROUP).await;
-    assert!(q.iter().any(|m| m.contains("bomb.log.gz") && m.contains("exceeds the cap")));
+    assert!(q
+        .iter()
+        .any(|m| m.contains("bomb.log.gz") && m.contains("exceeds the cap")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

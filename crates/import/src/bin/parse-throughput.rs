@@ -38,7 +38,10 @@ fn measure(format: Format, input: &[u8]) -> (f64, u64) {
         let out = parse(format, input);
         let secs = t.elapsed().as_secs_f64();
         records = out.records.len() as u64;
-        assert!(out.rejections.is_empty(), "{format}: the benchmark input must be valid");
+        assert!(
+            out.rejections.is_empty(),
+            "{format}: the benchmark input must be valid"
+        );
         rates.push(input.len() as f64 / 1e6 / secs);
     }
     rates.sort_by(f64::total_cmp);
@@ -51,9 +54,21 @@ fn main() -> anyhow::Result<()> {
     let mut inputs: Vec<(Format, String, Vec<u8>)> = Vec::new();
     // CloudTrail: one big synthetic file (a file is one JSON document, so no repetition).
     let mut rng = Rng::new(1);
-    let mut ct = cloudtrail_file(&mut rng, "111122223333", "us-east-1", 1_704_067_200_000, 1000);
+    let mut ct = cloudtrail_file(
+        &mut rng,
+        "111122223333",
+        "us-east-1",
+        1_704_067_200_000,
+        1000,
+    );
     while ct.len() < target {
-        let more = cloudtrail_file(&mut rng, "111122223333", "us-east-1", 1_704_067_200_000, 1000);
+        let more = cloudtrail_file(
+            &mut rng,
+            "111122223333",
+            "us-east-1",
+            1_704_067_200_000,
+            1000,
+        );
         ct.truncate(ct.len() - 2);
         ct.push(',');
         ct.push_str(&more[12..]);
@@ -62,17 +77,41 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &a.fixtures {
         // Line formats: a valid sample repeated (headers kept only where the format needs one).
         let samples: &[(Format, &str, bool)] = &[
-            (Format::S3Access, "s3-access/stream/valid_log_multi.log", false),
+            (
+                Format::S3Access,
+                "s3-access/stream/valid_log_multi.log",
+                false,
+            ),
             (Format::Alb, "elb/alb_al_valid_logs.log", false),
             (Format::ElbClassic, "elb/clb_al_valid_logs.log", false),
             (Format::Nlb, "elb/nlb_al_valid_logs.log", false),
-            (Format::VpcFlow, "vpc-flow/valid_vpc_flow_log_multi.log", true),
-            (Format::Cloudfront, "cloudfront/E2EXAMPLE1ABCD.2024-03-11-14.a1b2c3d4", true),
+            (
+                Format::VpcFlow,
+                "vpc-flow/valid_vpc_flow_log_multi.log",
+                true,
+            ),
+            (
+                Format::Cloudfront,
+                "cloudfront/E2EXAMPLE1ABCD.2024-03-11-14.a1b2c3d4",
+                true,
+            ),
             (Format::Waf, "waf/valid_log_multi.json", false),
-            (Format::NetworkFirewall, "network-firewall/stream/alert_log_multi.json", false),
-            (Format::RedshiftConnection, "redshift/connectionlog.log", false),
+            (
+                Format::NetworkFirewall,
+                "network-firewall/stream/alert_log_multi.json",
+                false,
+            ),
+            (
+                Format::RedshiftConnection,
+                "redshift/connectionlog.log",
+                false,
+            ),
             (Format::RedshiftUser, "redshift/userlog.log", false),
-            (Format::RedshiftActivity, "redshift/useractivitylog.log", false),
+            (
+                Format::RedshiftActivity,
+                "redshift/useractivitylog.log",
+                false,
+            ),
         ];
         for (format, rel, header) in samples {
             let path = dir.join(rel);

@@ -78,10 +78,16 @@ pub fn write_tree(root: &Path, seed: u64) -> Expected {
             1 + rng.below(100),
             40 + rng.below(100_000),
             start + 60,
-            if rng.below(5) == 0 { "REJECT" } else { "ACCEPT" },
+            if rng.below(5) == 0 {
+                "REJECT"
+            } else {
+                "ACCEPT"
+            },
         ));
     }
-    vpc.push_str(&format!("2 {account} eni-0123456789abcdef0 10.0.0.1 10.0.0.2 1 2 6\n"));
+    vpc.push_str(&format!(
+        "2 {account} eni-0123456789abcdef0 10.0.0.1 10.0.0.2 1 2 6\n"
+    ));
     let key = format!(
         "AWSLogs/{account}/vpcflowlogs/{region}/{day}/{account}_vpcflowlogs_{region}_fl-0123456789abcdef0_20240101T0005Z_abcdef01.log.gz"
     );
@@ -136,7 +142,11 @@ pub fn write_tree(root: &Path, seed: u64) -> Expected {
     s3.push_str(&format!(
         "{owner} bucket-1 [01/Jan/2024:00:01:00 +0000] 192.0.2.3 {owner} 3E57427F3EXAMPLE REST.GET.VERSIONING - \"GET /bucket-1?versioning HTTP/1.1\" 200\n"
     ));
-    write(root, "s3-logs/2024-01-01-00-00-38-0123456789ABCDEF", s3.as_bytes());
+    write(
+        root,
+        "s3-logs/2024-01-01-00-00-38-0123456789ABCDEF",
+        s3.as_bytes(),
+    );
     exp.groups.insert("import/s3-access".into(), n_s3 as u64);
     exp.quarantined_records += 1;
     exp.files_imported += 1;
@@ -155,7 +165,11 @@ pub fn write_tree(root: &Path, seed: u64) -> Expected {
     exp.all_files += 1;
 
     // A file nothing identifies.
-    write(root, "AWSLogs/notes/readme.txt", b"these are our logs, handle with care\n");
+    write(
+        root,
+        "AWSLogs/notes/readme.txt",
+        b"these are our logs, handle with care\n",
+    );
     exp.unknown.push("AWSLogs/notes/readme.txt".into());
     exp.all_files += 1;
 
@@ -170,7 +184,11 @@ pub fn write_tree(root: &Path, seed: u64) -> Expected {
     exp.all_files += 1;
 
     // Config's writability check file: skipped by design.
-    write(root, &format!("AWSLogs/{account}/Config/ConfigWritabilityCheckFile"), b"");
+    write(
+        root,
+        &format!("AWSLogs/{account}/Config/ConfigWritabilityCheckFile"),
+        b"",
+    );
     exp.skipped += 1;
     exp.all_files += 1;
 
