@@ -11,6 +11,9 @@ use trailvault_store::StoreError;
 pub struct ApiError {
     pub code: &'static str,
     pub message: String,
+    /// Modeled members of the error beyond `message` (e.g. MalformedQueryException's
+    /// `queryCompileError`), merged into the body. `__type` and `message` cannot be overridden.
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -18,7 +21,15 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            extra: None,
         }
+    }
+    /// Adds a modeled member to the error body.
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(name.to_string(), value);
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new("InvalidParameterException", message)
@@ -71,7 +82,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(code = self.code, message = %self.message, "request refused");
         }
-        let body = serde_json::json!({ "__type": self.code, "message": self.message });
+        let mut body = self.extra.unwrap_or_default();
+        body.insert("__type".into(), self.code.into());
+        body.insert("message".into(), self.message.into());
+        let body = serde_json::Value::Object(body);
         let mut resp = (status, body.to_string()).into_response();
         let h = resp.headers_mut();
         h.insert(

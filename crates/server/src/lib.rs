@@ -9,6 +9,7 @@
 mod error;
 mod events;
 mod groups;
+mod queries;
 mod token;
 
 use std::net::SocketAddr;
@@ -181,6 +182,10 @@ async fn dispatch(
         "PutLogEvents" => events::put_log_events(app, parse(body)?).await,
         "GetLogEvents" => events::get_log_events(app, parse(body)?).await,
         "FilterLogEvents" => events::filter_log_events(app, parse(body)?).await,
+        "StartQuery" => queries::start_query(app, parse(body)?),
+        "GetQueryResults" => queries::get_query_results(app, parse(body)?),
+        "StopQuery" => queries::stop_query(app, parse(body)?),
+        "DescribeQueries" => queries::describe_queries(app, parse(body)?),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("operation {other} is not supported by this vault"),
