@@ -22,7 +22,7 @@ mod text;
 pub use activity::{activity_from_action, activity_from_http_method};
 pub use detect::{detect, detect_content, detect_key, is_skippable, key_info, KeyInfo};
 pub use format::{Format, UnknownFormat};
-pub use record::{ParseOutput, ParsedRecord, Rejection};
+pub use record::{ParseOutput, ParsedRecord, Rejection, JSON_NATIVE_SOURCES};
 
 /// Parses the whole decompressed content of one file in `format`.
 ///

@@ -33,6 +33,25 @@ pub struct ParseOutput {
     pub skipped: u64,
 }
 
+/// Sources whose raw record is itself the parsed JSON value.
+pub const JSON_NATIVE_SOURCES: [&str; 4] = ["cloudtrail", "waf", "network-firewall", "json-lines"];
+
+impl ParsedRecord {
+    /// The full parsed record as JSON: `normalized.parsed` when the parser filled it, else the
+    /// raw record itself for the [`JSON_NATIVE_SOURCES`]. JSON-native sources (CloudTrail, WAF,
+    /// Network Firewall, JSON lines) leave `parsed` empty because the raw already is that JSON;
+    /// copying it would double what is stored and cost most of the parse time.
+    pub fn parsed_json(&self) -> Option<serde_json::Value> {
+        if let Some(p) = &self.normalized.parsed {
+            return Some(p.clone());
+        }
+        if JSON_NATIVE_SOURCES.contains(&self.normalized.source.as_str()) {
+            return serde_json::from_str(&self.raw).ok();
+        }
+        None
+    }
+}
+
 impl ParseOutput {
     /// Records read from the input: stored plus rejected (skipped lines are not records).
     pub fn records_read(&self) -> u64 {

@@ -94,7 +94,7 @@ fn check(name: &str, path: &Path, format: Format, expected: (usize, usize, u64))
             assert_eq!(r.normalized.source, format.id(), "{name}");
         }
         assert_eq!(
-            r.normalized.parsed.is_some(),
+            r.parsed_json().is_some(),
             format != Format::Plain,
             "{name}: parsed"
         );

@@ -246,15 +246,26 @@ fn record(raw: &str, offset: u64, line: u64) -> Result<ParsedRecord, String> {
             raw.len()
         ));
     }
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| format!("malformed cloudtrail record: {e}"))?;
-    let normalized = normalize(value)?;
     Ok(ParsedRecord {
         raw: raw.to_owned(),
         offset,
         line,
-        normalized,
+        normalized: normalize_str(raw)?,
     })
+}
+
+/// Normalizes one CloudTrail event given as JSON text. Uses borrowed, typed deserialization
+/// (no allocation per field); an event whose members have unexpected JSON types takes the
+/// tolerant [`normalize`] path over a `serde_json::Value`. Both give the same result.
+pub fn normalize_str(raw: &str) -> Result<Normalized, String> {
+    match serde_json::from_str::<fast::Event<'_>>(raw) {
+        Ok(event) => event.normalize(),
+        Err(_) => {
+            let value: Value = serde_json::from_str(raw)
+                .map_err(|e| format!("malformed cloudtrail record: {e}"))?;
+            normalize(&value)
+        }
+    }
 }
 
 /// True when `v` looks like one CloudTrail event (used to recognise CloudTrail events inside
@@ -275,54 +286,122 @@ fn bool_of(v: &Value) -> Option<bool> {
     }
 }
 
-/// Normalizes one CloudTrail event; the event becomes `parsed`. Fails when `value` is not an
-/// object with a valid `eventTime` (every CloudTrail event version has one).
-pub fn normalize(value: Value) -> Result<Normalized, String> {
+/// The members of an event the normalizer reads, borrowed from either parse path.
+#[derive(Default)]
+struct Fields<'a> {
+    event_time: Option<&'a str>,
+    event_name: Option<&'a str>,
+    event_source: Option<&'a str>,
+    insight_name: Option<&'a str>,
+    insight_source: Option<&'a str>,
+    region: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    error_code: Option<&'a str>,
+    error_message: Option<&'a str>,
+    request_id: Option<&'a str>,
+    event_id: Option<&'a str>,
+    recipient_account: Option<&'a str>,
+    read_only: Option<bool>,
+    id_type: Option<&'a str>,
+    id_principal: Option<&'a str>,
+    id_arn: Option<&'a str>,
+    id_account: Option<&'a str>,
+    id_access_key: Option<&'a str>,
+    id_user_name: Option<&'a str>,
+    id_invoked_by: Option<&'a str>,
+    issuer_user_name: Option<&'a str>,
+    mfa_authenticated: Option<bool>,
+    mfa_used: Option<bool>,
+    console_login: Option<&'a str>,
+    bytes_in: Option<i64>,
+    bytes_out: Option<i64>,
+    resources: Vec<Resource>,
+}
+
+fn ne(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
+}
+
+fn own(s: Option<&str>) -> Option<String> {
+    ne(s).map(str::to_owned)
+}
+
+impl Fields<'_> {
+    /// The normalization rules (docs/formats.md, "CloudTrail").
+    fn assemble(self) -> Result<Normalized, String> {
+        let time_ms = match self.event_time {
+            Some(t) => Some(
+                parse_iso8601_ms(t)
+                    .ok_or_else(|| format!("cloudtrail eventTime {t:?} is not an ISO-8601 time"))?,
+            ),
+            None => return Err("cloudtrail record has no eventTime".into()),
+        };
+        let action = ne(self.event_name).or(ne(self.insight_name));
+        let service = ne(self.event_source).or(ne(self.insight_source));
+        let actor_type = ne(self.id_type);
+        let user_name = if actor_type == Some("AssumedRole") {
+            ne(self.issuer_user_name).or(ne(self.id_user_name))
+        } else {
+            ne(self.id_user_name).or(ne(self.issuer_user_name))
+        };
+        let error_code = ne(self.error_code);
+        let console_failure =
+            action == Some("ConsoleLogin") && self.console_login == Some("Failure");
+        let outcome = if error_code.is_some() || console_failure {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        let bytes = match (self.bytes_in, self.bytes_out) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
+        };
+        Ok(Normalized {
+            source: "cloudtrail".into(),
+            time_ms,
+            account: own(ne(self.recipient_account).or(ne(self.id_account))),
+            region: own(self.region),
+            service: own(service),
+            action: own(action),
+            activity: action.map(activity_from_action),
+            actor_principal_id: own(self.id_principal),
+            actor_arn: own(self.id_arn),
+            actor_type: own(actor_type),
+            actor_user_name: own(user_name),
+            actor_access_key_id: own(self.id_access_key),
+            actor_mfa: self.mfa_authenticated.or(self.mfa_used),
+            actor_invoked_by: own(self.id_invoked_by),
+            src_ip: own(ne(self.source_ip).filter(|s| is_ip(s))),
+            user_agent: own(self.user_agent),
+            resources: self.resources,
+            outcome: Some(outcome),
+            error_code: own(error_code),
+            error_message: own(self.error_message),
+            request_id: own(self.request_id),
+            source_event_id: own(self.event_id),
+            read_only: self.read_only,
+            bytes,
+            ..Normalized::default()
+        })
+    }
+}
+
+/// Normalizes one CloudTrail event held as a `serde_json::Value` (the tolerant path: members
+/// of unexpected types are ignored). Fails when `value` is not an object with a valid
+/// `eventTime` (every CloudTrail event version has one).
+///
+/// `parsed` is left empty: the raw record is itself the full JSON event (see docs/formats.md).
+pub fn normalize(value: &Value) -> Result<Normalized, String> {
     if !value.is_object() {
         return Err("cloudtrail record is not a json object".into());
     }
-    let time_ms = match str_of(&value, "eventTime") {
-        Some(t) => Some(
-            parse_iso8601_ms(t)
-                .ok_or_else(|| format!("cloudtrail eventTime {t:?} is not an ISO-8601 time"))?,
-        ),
-        None => return Err("cloudtrail record has no eventTime".into()),
-    };
     let null = Value::Null;
     let identity = value.get("userIdentity").unwrap_or(&null);
     let session = identity.get("sessionContext").unwrap_or(&null);
     let issuer = session.get("sessionIssuer").unwrap_or(&null);
     let insight = value.get("insightDetails").unwrap_or(&null);
-
-    let action = nonempty(&value, "eventName").or_else(|| nonempty(insight, "eventName"));
-    let service = nonempty(&value, "eventSource").or_else(|| nonempty(insight, "eventSource"));
-    let actor_type = nonempty(identity, "type");
-    let user_name = if actor_type == Some("AssumedRole") {
-        nonempty(issuer, "userName").or_else(|| nonempty(identity, "userName"))
-    } else {
-        nonempty(identity, "userName").or_else(|| nonempty(issuer, "userName"))
-    };
-    let mfa = session
-        .get("attributes")
-        .and_then(|a| a.get("mfaAuthenticated"))
-        .and_then(bool_of)
-        .or_else(|| {
-            value
-                .get("additionalEventData")
-                .and_then(|a| a.get("MFAUsed"))
-                .and_then(bool_of)
-        });
-    let error_code = nonempty(&value, "errorCode");
-    let console_failure = action == Some("ConsoleLogin")
-        && value
-            .get("responseElements")
-            .and_then(|r| str_of(r, "ConsoleLogin"))
-            == Some("Failure");
-    let outcome = if error_code.is_some() || console_failure {
-        Outcome::Failure
-    } else {
-        Outcome::Success
-    };
+    let extra = value.get("additionalEventData").unwrap_or(&null);
     let resources = value
         .get("resources")
         .and_then(Value::as_array)
@@ -336,49 +415,297 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let src_ip = nonempty(&value, "sourceIPAddress").filter(|s| is_ip(s));
-    let bytes = value.get("additionalEventData").and_then(|a| {
-        let inb = i64_of(a, "bytesTransferredIn");
-        let outb = i64_of(a, "bytesTransferredOut");
-        match (inb, outb) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
-        }
-    });
-
-    let n = Normalized {
-        source: "cloudtrail".into(),
-        time_ms,
-        account: owned(
-            nonempty(&value, "recipientAccountId").or_else(|| nonempty(identity, "accountId")),
-        ),
-        region: owned(nonempty(&value, "awsRegion")),
-        service: owned(service),
-        action: owned(action),
-        activity: action.map(activity_from_action),
-        actor_principal_id: owned(nonempty(identity, "principalId")),
-        actor_arn: owned(nonempty(identity, "arn")),
-        actor_type: owned(actor_type),
-        actor_user_name: owned(user_name),
-        actor_access_key_id: owned(nonempty(identity, "accessKeyId")),
-        actor_mfa: mfa,
-        actor_invoked_by: owned(nonempty(identity, "invokedBy")),
-        src_ip: owned(src_ip),
-        user_agent: owned(nonempty(&value, "userAgent")),
-        resources,
-        outcome: Some(outcome),
-        error_code: owned(error_code),
-        error_message: owned(nonempty(&value, "errorMessage")),
-        request_id: owned(nonempty(&value, "requestID")),
-        source_event_id: owned(nonempty(&value, "eventID")),
+    Fields {
+        event_time: str_of(value, "eventTime"),
+        event_name: str_of(value, "eventName"),
+        event_source: str_of(value, "eventSource"),
+        insight_name: str_of(insight, "eventName"),
+        insight_source: str_of(insight, "eventSource"),
+        region: str_of(value, "awsRegion"),
+        source_ip: str_of(value, "sourceIPAddress"),
+        user_agent: str_of(value, "userAgent"),
+        error_code: str_of(value, "errorCode"),
+        error_message: str_of(value, "errorMessage"),
+        request_id: str_of(value, "requestID"),
+        event_id: str_of(value, "eventID"),
+        recipient_account: str_of(value, "recipientAccountId"),
         read_only: value.get("readOnly").and_then(bool_of),
-        bytes,
-        ..Normalized::default()
-    };
-    Ok(Normalized {
-        parsed: Some(value),
-        ..n
-    })
+        id_type: str_of(identity, "type"),
+        id_principal: str_of(identity, "principalId"),
+        id_arn: str_of(identity, "arn"),
+        id_account: str_of(identity, "accountId"),
+        id_access_key: str_of(identity, "accessKeyId"),
+        id_user_name: str_of(identity, "userName"),
+        id_invoked_by: str_of(identity, "invokedBy"),
+        issuer_user_name: str_of(issuer, "userName"),
+        mfa_authenticated: session
+            .get("attributes")
+            .and_then(|a| a.get("mfaAuthenticated"))
+            .and_then(bool_of),
+        mfa_used: extra.get("MFAUsed").and_then(bool_of),
+        console_login: value
+            .get("responseElements")
+            .and_then(|r| str_of(r, "ConsoleLogin")),
+        bytes_in: i64_of(extra, "bytesTransferredIn"),
+        bytes_out: i64_of(extra, "bytesTransferredOut"),
+        resources,
+    }
+    .assemble()
+}
+
+/// Typed, borrowed views of the members the normalizer reads; everything else is skipped
+/// without being materialised. A type mismatch fails the whole event, which then takes the
+/// tolerant `Value` path.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Deserialize;
+    use trailvault_model::{Normalized, Resource};
+
+    use super::Fields;
+
+    type S<'a> = Option<Cow<'a, str>>;
+
+    fn s<'x>(v: &'x S<'_>) -> Option<&'x str> {
+        v.as_deref()
+    }
+
+    /// `true`/`false` as JSON booleans or as the strings CloudTrail also uses.
+    #[derive(Clone, Copy)]
+    pub(super) struct Flag(pub Option<bool>);
+
+    impl<'de> Deserialize<'de> for Flag {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flag, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Flag;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a boolean or a boolean string")
+                }
+                fn visit_bool<E: de::Error>(self, b: bool) -> Result<Flag, E> {
+                    Ok(Flag(Some(b)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
+                    Ok(Flag(super::bool_of(&serde_json::Value::String(
+                        v.to_owned(),
+                    ))))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
+                    Ok(Flag(None))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// An integer that may be written as a float (`576.0`) or be absent.
+    #[derive(Clone, Copy)]
+    pub(super) struct Int(pub Option<i64>);
+
+    impl<'de> Deserialize<'de> for Int {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Int;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a number")
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                    Ok(Int(Some(v)))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                    Ok(Int(i64::try_from(v).ok()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Int, E> {
+                    Ok(Int(Some(v as i64)))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Int, E> {
+                    Ok(Int(v.parse().ok()))
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<Int, E> {
+                    Ok(Int(None))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Issuer<'a> {
+        #[serde(borrow)]
+        user_name: S<'a>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Attributes {
+        mfa_authenticated: Option<Flag>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Session<'a> {
+        attributes: Option<Attributes>,
+        #[serde(borrow)]
+        session_issuer: Option<Issuer<'a>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Identity<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: S<'a>,
+        #[serde(borrow)]
+        principal_id: S<'a>,
+        #[serde(borrow)]
+        arn: S<'a>,
+        #[serde(borrow)]
+        account_id: S<'a>,
+        #[serde(borrow)]
+        access_key_id: S<'a>,
+        #[serde(borrow)]
+        user_name: S<'a>,
+        #[serde(borrow)]
+        invoked_by: S<'a>,
+        #[serde(borrow)]
+        session_context: Option<Session<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Res<'a> {
+        #[serde(borrow, rename = "ARN")]
+        arn_upper: S<'a>,
+        #[serde(borrow)]
+        arn: S<'a>,
+        #[serde(borrow, rename = "type")]
+        kind: S<'a>,
+        #[serde(borrow)]
+        account_id: S<'a>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Insight<'a> {
+        #[serde(borrow)]
+        event_name: S<'a>,
+        #[serde(borrow)]
+        event_source: S<'a>,
+    }
+
+    #[derive(Deserialize, Default)]
+    struct Extra {
+        #[serde(rename = "MFAUsed")]
+        mfa_used: Option<Flag>,
+        #[serde(rename = "bytesTransferredIn")]
+        bytes_in: Option<Int>,
+        #[serde(rename = "bytesTransferredOut")]
+        bytes_out: Option<Int>,
+    }
+
+    #[derive(Deserialize, Default)]
+    struct Response<'a> {
+        #[serde(borrow, rename = "ConsoleLogin")]
+        console_login: S<'a>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Event<'a> {
+        #[serde(borrow)]
+        event_time: S<'a>,
+        #[serde(borrow)]
+        event_name: S<'a>,
+        #[serde(borrow)]
+        event_source: S<'a>,
+        #[serde(borrow)]
+        aws_region: S<'a>,
+        #[serde(borrow, rename = "sourceIPAddress")]
+        source_ip_address: S<'a>,
+        #[serde(borrow)]
+        user_agent: S<'a>,
+        #[serde(borrow)]
+        error_code: S<'a>,
+        #[serde(borrow)]
+        error_message: S<'a>,
+        #[serde(borrow, rename = "requestID")]
+        request_id: S<'a>,
+        #[serde(borrow, rename = "eventID")]
+        event_id: S<'a>,
+        #[serde(borrow)]
+        recipient_account_id: S<'a>,
+        read_only: Option<Flag>,
+        #[serde(borrow)]
+        user_identity: Option<Identity<'a>>,
+        #[serde(borrow)]
+        insight_details: Option<Insight<'a>>,
+        additional_event_data: Option<Extra>,
+        #[serde(borrow)]
+        response_elements: Option<Response<'a>>,
+        #[serde(borrow)]
+        resources: Option<Vec<Res<'a>>>,
+    }
+
+    impl Event<'_> {
+        pub(super) fn normalize(&self) -> Result<Normalized, String> {
+            let default_id = Identity::default();
+            let id = self.user_identity.as_ref().unwrap_or(&default_id);
+            let session = id.session_context.as_ref();
+            let issuer = session.and_then(|s| s.session_issuer.as_ref());
+            let insight = self.insight_details.as_ref();
+            let extra = self.additional_event_data.as_ref();
+            Fields {
+                event_time: s(&self.event_time),
+                event_name: s(&self.event_name),
+                event_source: s(&self.event_source),
+                insight_name: insight.and_then(|i| s(&i.event_name)),
+                insight_source: insight.and_then(|i| s(&i.event_source)),
+                region: s(&self.aws_region),
+                source_ip: s(&self.source_ip_address),
+                user_agent: s(&self.user_agent),
+                error_code: s(&self.error_code),
+                error_message: s(&self.error_message),
+                request_id: s(&self.request_id),
+                event_id: s(&self.event_id),
+                recipient_account: s(&self.recipient_account_id),
+                read_only: self.read_only.and_then(|f| f.0),
+                id_type: s(&id.kind),
+                id_principal: s(&id.principal_id),
+                id_arn: s(&id.arn),
+                id_account: s(&id.account_id),
+                id_access_key: s(&id.access_key_id),
+                id_user_name: s(&id.user_name),
+                id_invoked_by: s(&id.invoked_by),
+                issuer_user_name: issuer.and_then(|i| s(&i.user_name)),
+                mfa_authenticated: session
+                    .and_then(|s| s.attributes.as_ref())
+                    .and_then(|a| a.mfa_authenticated)
+                    .and_then(|f| f.0),
+                mfa_used: extra.and_then(|e| e.mfa_used).and_then(|f| f.0),
+                console_login: self
+                    .response_elements
+                    .as_ref()
+                    .and_then(|r| s(&r.console_login)),
+                bytes_in: extra.and_then(|e| e.bytes_in).and_then(|i| i.0),
+                bytes_out: extra.and_then(|e| e.bytes_out).and_then(|i| i.0),
+                resources: self
+                    .resources
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| Resource {
+                        id: super::own(s(&r.arn_upper).filter(|a| !a.is_empty()).or(s(&r.arn))),
+                        kind: super::own(s(&r.kind)),
+                        owner_account: super::own(s(&r.account_id)),
+                    })
+                    .collect(),
+            }
+            .assemble()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -460,7 +787,8 @@ mod tests {
             "responseElements":{"ConsoleLogin":"Failure"},"sourceIPAddress":"signin.amazonaws.com","readOnly":"false"}"#,
         )
         .unwrap();
-        let n = normalize(v).unwrap();
+        let n = normalize(&v).unwrap();
+        assert_eq!(normalize_str(&v.to_string()), Ok(n.clone()));
         assert_eq!(n.actor_user_name.as_deref(), Some("Admin"));
         assert_eq!(n.actor_mfa, Some(true));
         assert_eq!(n.outcome, Some(Outcome::Failure));

@@ -173,7 +173,7 @@ fn event_record(env: &Value, event: &Value) -> Result<Normalized, String> {
     if message.trim_start().starts_with('{') {
         if let Ok(inner) = serde_json::from_str::<Value>(message) {
             if cloudtrail::is_event(&inner) {
-                if let Ok(mut n) = cloudtrail::normalize(inner) {
+                if let Ok(mut n) = cloudtrail::normalize(&inner) {
                     if n.account.is_none() {
                         n.account = owned(account);
                     }

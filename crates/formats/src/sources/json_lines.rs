@@ -1,5 +1,6 @@
 //! Generic JSON lines: one JSON value per record (newline-delimited, pretty-printed or
-//! concatenated). The raw is the value's exact span; `parsed` is the value. The time is taken
+//! concatenated). The raw is the value's exact span and is itself the parsed record, so
+//! `parsed` stays empty (see [`crate::ParsedRecord::parsed_json`]). The time is taken
 //! from the first of `timestamp`, `time`, `@timestamp`, `eventTime` that holds an ISO-8601
 //! string or epoch milliseconds.
 
@@ -50,7 +51,6 @@ pub fn parse(input: &[u8]) -> ParseOutput {
                     normalized: Normalized {
                         source: "json-lines".into(),
                         time_ms,
-                        parsed: Some(value),
                         ..Normalized::default()
                     },
                 });

@@ -17,7 +17,7 @@ pub fn parse(input: &[u8]) -> ParseOutput {
             Ok(v) => v,
             Err(e) => return reject_value(out, raw, offset, line, format!("malformed json: {e}")),
         };
-        match normalize(value) {
+        match normalize(&value) {
             Ok(normalized) => out.records.push(ParsedRecord {
                 raw: raw.get().to_owned(),
                 offset,
@@ -42,16 +42,17 @@ fn event_timestamp_ms(v: &Value) -> Option<i64> {
     }
 }
 
-pub fn normalize(value: Value) -> Result<Normalized, String> {
+/// `parsed` is left empty: the raw record is itself the JSON object (docs/formats.md).
+pub fn normalize(value: &Value) -> Result<Normalized, String> {
     let firewall =
-        nonempty(&value, "firewall_name").ok_or("network firewall record has no firewall_name")?;
+        nonempty(value, "firewall_name").ok_or("network firewall record has no firewall_name")?;
     let event = value
         .get("event")
         .filter(|e| e.is_object())
         .ok_or("network firewall record has no event object")?;
     let time_ms = str_of(event, "timestamp")
         .and_then(parse_iso8601_ms)
-        .or_else(|| event_timestamp_ms(&value))
+        .or_else(|| event_timestamp_ms(value))
         .ok_or("network firewall record has no valid timestamp")?;
     let null = Value::Null;
     let alert = event.get("alert").unwrap_or(&null);
@@ -64,7 +65,7 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
         (Some("allowed"), _) | (_, Some("PASS")) => Outcome::Success,
         _ => Outcome::Unknown,
     };
-    let az = nonempty(&value, "availability_zone");
+    let az = nonempty(value, "availability_zone");
     // An AZ name is its region plus one letter (us-east-1a); AZ ids (use1-az1) are not.
     let region = az
         .filter(|a| {
@@ -76,7 +77,7 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
         .zip(str_of(netflow, "end").and_then(parse_iso8601_ms))
         .map(|(s, e)| (e - s).max(0) as f64);
     let method = nonempty(http, "http_method");
-    let n = Normalized {
+    Ok(Normalized {
         source: "network-firewall".into(),
         time_ms: Some(time_ms),
         region: owned(region),
@@ -112,10 +113,6 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
         bytes: i64_of(netflow, "bytes"),
         duration_ms,
         ..Normalized::default()
-    };
-    Ok(Normalized {
-        parsed: Some(value),
-        ..n
     })
 }
 

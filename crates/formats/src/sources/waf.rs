@@ -15,7 +15,7 @@ pub fn parse(input: &[u8]) -> ParseOutput {
             Ok(v) => v,
             Err(e) => return reject_value(out, raw, offset, line, format!("malformed json: {e}")),
         };
-        match normalize(value) {
+        match normalize(&value) {
             Ok(normalized) => out.records.push(ParsedRecord {
                 raw: raw.get().to_owned(),
                 offset,
@@ -36,16 +36,17 @@ fn arn_region_account(arn: &str) -> (Option<&str>, Option<&str>) {
     (region, account)
 }
 
-pub fn normalize(value: Value) -> Result<Normalized, String> {
-    let acl = nonempty(&value, "webaclId").ok_or("waf record has no webaclId")?;
-    let time_ms = i64_of(&value, "timestamp").ok_or("waf record has no numeric timestamp")?;
+/// `parsed` is left empty: the raw record is itself the JSON object (docs/formats.md).
+pub fn normalize(value: &Value) -> Result<Normalized, String> {
+    let acl = nonempty(value, "webaclId").ok_or("waf record has no webaclId")?;
+    let time_ms = i64_of(value, "timestamp").ok_or("waf record has no numeric timestamp")?;
     let req = value
         .get("httpRequest")
         .filter(|r| r.is_object())
         .ok_or("waf record has no httpRequest object")?;
     let (region, account) = arn_region_account(acl);
     let method = nonempty(req, "httpMethod");
-    let action = str_of(&value, "action");
+    let action = str_of(value, "action");
     let blocked = matches!(action, Some("BLOCK" | "CAPTCHA" | "CHALLENGE"));
     let user_agent = req
         .get("headers")
@@ -60,14 +61,14 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
         kind: Some("AWS::WAFv2::WebACL".into()),
         owner_account: owned(account),
     }];
-    if let Some(src) = nonempty(&value, "httpSourceId") {
+    if let Some(src) = nonempty(value, "httpSourceId") {
         resources.push(Resource {
             id: Some(src.to_owned()),
-            kind: owned(nonempty(&value, "httpSourceName")),
+            kind: owned(nonempty(value, "httpSourceName")),
             owner_account: None,
         });
     }
-    let n = Normalized {
+    Ok(Normalized {
         source: "waf".into(),
         time_ms: Some(time_ms),
         account: owned(account),
@@ -84,16 +85,12 @@ pub fn normalize(value: Value) -> Result<Normalized, String> {
             _ => Outcome::Unknown,
         }),
         error_code: if blocked {
-            owned(nonempty(&value, "terminatingRuleId"))
+            owned(nonempty(value, "terminatingRuleId"))
         } else {
             None
         },
         request_id: owned(nonempty(req, "requestId")),
         ..Normalized::default()
-    };
-    Ok(Normalized {
-        parsed: Some(value),
-        ..n
     })
 }
 
