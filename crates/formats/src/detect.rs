@@ -177,9 +177,9 @@ pub fn key_info(key: &str) -> KeyInfo {
                     info.date = Some(date);
                 }
             }
-            if segs.iter().any(|s| *s == "ConfigHistory") {
+            if segs.contains(&"ConfigHistory") {
                 info.log_type = Some("ConfigHistory".into());
-            } else if segs.iter().any(|s| *s == "ConfigSnapshot") {
+            } else if segs.contains(&"ConfigSnapshot") {
                 info.log_type = Some("ConfigSnapshot".into());
             }
         }

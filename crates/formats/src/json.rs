@@ -162,7 +162,10 @@ pub(crate) fn i64_of(v: &serde_json::Value, key: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn spans(input: &str) -> (Vec<(String, u64, u64)>, Vec<(u64, u64, String)>) {
+    type Spans = Vec<(String, u64, u64)>;
+    type Rejected = Vec<(u64, u64, String)>;
+
+    fn spans(input: &str) -> (Spans, Rejected) {
         let mut out = ParseOutput::default();
         let mut got = Vec::new();
         for_each_value(input.as_bytes(), &mut out, |raw, off, line, _| {
