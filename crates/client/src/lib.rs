@@ -5,6 +5,7 @@
 //! - [`batch`]: cutting input lines into PutLogEvents batches within CloudWatch's limits.
 //! - [`time_arg`]: time (`10m`, RFC 3339, epoch ms) and duration arguments.
 //! - [`cli`]: `groups`, `put`, `get`, `tail`: clap `Args` structs and `run_*` functions.
+//! - [`query_cli`]: `query`: Logs Insights through StartQuery / GetQueryResults.
 //!
 //! The client knows nothing of the vault's internals: it speaks only the public API, so it
 //! works against CloudWatch Logs itself as well.
@@ -12,6 +13,7 @@
 pub mod batch;
 pub mod cli;
 pub mod client;
+pub mod query_cli;
 pub mod time_arg;
 
 #[cfg(test)]
