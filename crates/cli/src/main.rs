@@ -37,6 +37,8 @@ enum Command {
     Get(trailvault_client::cli::GetArgs),
     /// Show a log group's newest events, and follow with -f.
     Tail(trailvault_client::cli::TailArgs),
+    /// Run a Logs Insights query over log groups and print the results.
+    Query(trailvault_client::query_cli::QueryArgs),
     /// Validate the digest chain, segments and Merkle roots of a vault or an offline copy.
     Validate(trailvault_integrity::cli::ValidateArgs),
     /// Emit an inclusion proof for an event, or a consistency proof between checkpoints.
@@ -149,6 +151,7 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::Put(args) => trailvault_client::cli::run_put(args).await,
             Command::Get(args) => trailvault_client::cli::run_get(args).await,
             Command::Tail(args) => trailvault_client::cli::run_tail(args).await,
+            Command::Query(args) => trailvault_client::query_cli::run_query(args).await,
             Command::Validate(_) | Command::Prove(_) | Command::VerifyProof(_) => {
                 unreachable!("offline commands are dispatched before the runtime starts")
             }
