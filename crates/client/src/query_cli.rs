@@ -46,7 +46,7 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Log group to query; repeat for several (up to 50).
-    #[arg(long = "group", required = true)]
+    #[arg(long = "group", value_name = "GROUP", required = true)]
     pub groups: Vec<String>,
     /// Start of the time range (epoch ms, RFC 3339, or ago: 10m, 2h, 1d).
     #[arg(long, default_value = "1h", value_parser = parse_time)]
