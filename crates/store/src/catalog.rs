@@ -200,8 +200,7 @@ fn json_err(e: serde_json::Error) -> StoreError {
 
 impl Catalog for SqliteCatalog {
     fn load(&self) -> Result<CatalogSnapshot> {
-        let mut snap = CatalogSnapshot::default();
-        snap.sealed_through_seq = self
+        let sealed_through_seq = self
             .get_setting("sealed_through_seq")?
             .map(|v| v.parse::<u64>())
             .transpose()
@@ -211,6 +210,10 @@ impl Catalog for SqliteCatalog {
                 what: format!("sealed_through_seq is not a number: {e}"),
             })?
             .unwrap_or(0);
+        let mut snap = CatalogSnapshot {
+            sealed_through_seq,
+            ..CatalogSnapshot::default()
+        };
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT name, created_ms, retention_days, kms_key_id, log_group_class,

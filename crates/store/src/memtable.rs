@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use trailvault_model::StoredEvent;
 
+/// One stream's acknowledged batches, in acknowledgement order.
+type StreamBatches = Vec<Arc<Vec<StoredEvent>>>;
+
 #[derive(Debug, Default)]
 pub struct Memtable {
-    /// group → stream → batches in acknowledgement order.
-    groups: HashMap<String, HashMap<String, Vec<Arc<Vec<StoredEvent>>>>>,
+    /// group → stream → batches.
+    groups: HashMap<String, HashMap<String, StreamBatches>>,
     pub message_bytes: usize,
     pub event_count: usize,
     pub oldest_ingestion_ms: Option<i64>,
