@@ -5,8 +5,13 @@
 //! patterns, that is the only time the event is parsed). Patterns without needles are always
 //! evaluated. The extra needle `\u` routes events with JSON unicode escapes to every JSON
 //! pattern, keeping the prefilter a necessary condition.
+//!
+//! The scan is a leftmost-longest, non-overlapping DFA search (fast, SIMD-prefiltered) that
+//! restarts one byte after each match start. That finds, for every position where some needle
+//! starts, the longest needle starting there; the needles it hides are contained in it, so
+//! each needle admits the owners of every needle it contains.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
 use super::{Body, Extracted, FilterPattern};
 
@@ -60,15 +65,38 @@ impl PatternSet {
                 }
             }
         }
+        // A found needle implies every needle it contains.
+        let mut owners: Vec<Vec<usize>> = needles
+            .iter()
+            .map(|outer| {
+                let mut set: Vec<usize> = Vec::new();
+                for (j, inner) in needles.iter().enumerate() {
+                    if outer.contains(inner.as_str()) {
+                        for &o in &owners[j] {
+                            if !set.contains(&o) {
+                                set.push(o);
+                            }
+                        }
+                    }
+                }
+                set
+            })
+            .collect();
         let automaton = if needles.is_empty() {
             None
         } else {
             // Building from at most a few thousand short needles cannot fail; if it somehow
             // did, evaluating every pattern is still correct, only slower.
-            match AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
+            let built = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&needles)
-            {
+                .or_else(|_| {
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&needles)
+                });
+            match built {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::warn!(error = %e, "pattern set prefilter unavailable");
@@ -106,10 +134,16 @@ impl PatternSet {
             cand[i] = true;
         }
         if let Some(ac) = &self.automaton {
-            for m in ac.find_overlapping_iter(message) {
+            let hay = message.as_bytes();
+            let mut at = 0;
+            while at < hay.len() {
+                let Some(m) = ac.find(Input::new(hay).range(at..)) else {
+                    break;
+                };
                 for &owner in &self.owners[m.pattern().as_usize()] {
                     cand[owner] = true;
                 }
+                at = m.start() + 1;
             }
         }
     }
