@@ -112,6 +112,7 @@ pub fn run_validate_cli(args: ValidateArgs) -> anyhow::Result<i32> {
         checkpoint,
         concurrency: args.concurrency,
         progress: true,
+        pending_grace_ms: None,
     };
     let report = runtime()?.block_on(validate(opts, store, &keys))?;
     print!("{}", report.render(args.verbose));

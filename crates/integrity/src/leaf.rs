@@ -121,7 +121,10 @@ pub struct SegmentSeal {
     pub newest_ms: i64,
     /// Stored size in bytes.
     pub bytes: u64,
-    /// When the segment was sealed (epoch ms); decides which digest period lists it.
+    /// When the segment was sealed (epoch ms); decides which digest period lists it. The
+    /// validator tells "pending" from "in no digest" by the object's modification time, so
+    /// the object should not be written long before this time is taken (see
+    /// `validate::PENDING_GRACE_MS_DEFAULT`).
     pub sealed_at_ms: i64,
 }
 

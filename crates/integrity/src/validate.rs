@@ -49,7 +49,15 @@ pub struct ValidateOptions {
     pub concurrency: usize,
     /// Show a progress bar (only when stderr is a terminal).
     pub progress: bool,
+    /// A segment no digest lists is pending (not INVALID) when written less than this
+    /// before its group's newest digest ended: an object is written a moment before its seal
+    /// time is taken, so one written just before a period's end can belong to the next.
+    /// `None`: [`PENDING_GRACE_MS_DEFAULT`].
+    pub pending_grace_ms: Option<i64>,
 }
+
+/// Five minutes: far above the gap between writing a segment and recording its seal.
+pub const PENDING_GRACE_MS_DEFAULT: i64 = 300_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -472,8 +480,11 @@ pub async fn validate(
             .as_ref()
             .and_then(|g| newest_end.get(g).copied())
             .or(global_newest);
+        let grace = opts.pending_grace_ms.unwrap_or(PENDING_GRACE_MS_DEFAULT);
         let status = match newest {
-            Some(end) if modified < end => Status::invalid("not in any digest"),
+            Some(end) if modified < end.saturating_sub(grace) => {
+                Status::invalid("not in any digest")
+            }
             _ => Status::Pending,
         };
         report.findings.push(Finding {

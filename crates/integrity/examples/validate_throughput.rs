@@ -1,0 +1,154 @@
+//! Validation throughput: builds a vault of sealed segments in a temporary directory, then
+//! times `validate` on one worker and on all cores, next to `openssl dgst -sha256` and
+//! `sha256sum` over the same segment files.
+//!
+//! `cargo run --release -p trailvault-integrity --example validate_throughput [SEGMENTS] [EVENTS_PER_SEGMENT]`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt};
+use trailvault_integrity::{
+    seal_segment, validate, DigestWriter, Keyring, PublicKeySet, SegmentSeal, SignatureAlgorithm,
+    ValidateOptions,
+};
+use trailvault_model::StoredEvent;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let segments: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let per: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&data)?);
+    let ring = Keyring::open_or_create(&data.join("keys"), SignatureAlgorithm::Ed25519)?;
+    let mut w = DigestWriter::open(store.clone(), ring).await?;
+    let t0 = 1_763_780_400_000i64;
+    let mut seals = Vec::new();
+    let mut total_bytes = 0u64;
+    let mut files = Vec::new();
+    let t_seal = Instant::now();
+    let mut seal_cpu = std::time::Duration::ZERO;
+    for s in 0..segments {
+        let mut ev: Vec<StoredEvent> = (0..per)
+            .map(|i| {
+                let seq = s * per + i + 1;
+                StoredEvent {
+                    seq,
+                    group: "bench".into(),
+                    stream: format!("s{}", i % 4),
+                    timestamp_ms: t0 + i as i64,
+                    ingestion_time_ms: t0 + i as i64 + 3,
+                    message: format!(
+                        "{{\"eventVersion\":\"1.08\",\"eventName\":\"PutObject\",\"requestID\":\"{:016x}\",\"sourceIPAddress\":\"10.{}.{}.{}\",\"n\":{seq}}}",
+                        seq.wrapping_mul(0x9e3779b97f4a7c15),
+                        seq % 251,
+                        seq % 13,
+                        seq % 7
+                    ),
+                    normalized: None,
+                }
+            })
+            .collect();
+        trailvault_segment::sort_for_segment(&mut ev);
+        let bytes = trailvault_segment::encode(&ev)?;
+        let key = format!(
+            "segments/group=bench/year=2025/month=11/day=22/hour=03/{:020}-{:020}.parquet",
+            s * per + 1,
+            (s + 1) * per
+        );
+        let t = Instant::now();
+        let hashes = seal_segment(&bytes, &ev);
+        seal_cpu += t.elapsed();
+        total_bytes += bytes.len() as u64;
+        files.push(data.join(&key));
+        store
+            .put(
+                &object_store::path::Path::parse(&key)?,
+                Bytes::from(bytes.clone()).into(),
+            )
+            .await?;
+        seals.push(SegmentSeal::new(
+            "bench",
+            key,
+            &hashes,
+            bytes.len() as u64,
+            t0,
+        ));
+    }
+    w.write_period("bench", t0, t0 + 3_600_000, &seals).await?;
+    let events = segments * per;
+    println!(
+        "vault: {segments} segments, {events} events, {:.1} MB stored (built in {:.1} s)",
+        total_bytes as f64 / 1e6,
+        t_seal.elapsed().as_secs_f64()
+    );
+    println!(
+        "seal_segment (hash bytes + Merkle over events): {:.0} MB/s, {:.2} us/event",
+        total_bytes as f64 / seal_cpu.as_secs_f64() / 1e6,
+        seal_cpu.as_secs_f64() * 1e6 / events as f64
+    );
+    let keys = PublicKeySet::load_dir(&data.join("keys"))?;
+    for concurrency in [1usize, 0] {
+        let t = Instant::now();
+        let r = validate(
+            ValidateOptions {
+                concurrency,
+                ..Default::default()
+            },
+            store.clone(),
+            &keys,
+        )
+        .await?;
+        let secs = t.elapsed().as_secs_f64();
+        assert!(r.is_valid());
+        println!(
+            "validate (concurrency {}): {:.2} s, {:.0} MB/s of segments, {:.0} k events/s",
+            if concurrency == 0 {
+                "all cores".to_string()
+            } else {
+                concurrency.to_string()
+            },
+            secs,
+            total_bytes as f64 / secs / 1e6,
+            events as f64 / secs / 1e3
+        );
+    }
+    let t = Instant::now();
+    for f in &files {
+        let b = std::fs::read(f)?;
+        std::hint::black_box(trailvault_integrity::sha256(&b));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "sha256 of the files only (ours, one core): {:.0} MB/s",
+        total_bytes as f64 / secs / 1e6
+    );
+    for (name, cmd) in [
+        ("openssl dgst -sha256", vec!["openssl", "dgst", "-sha256"]),
+        ("sha256sum", vec!["sha256sum"]),
+    ] {
+        let t = Instant::now();
+        let ok = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .args(&files)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        let secs = t.elapsed().as_secs_f64();
+        if ok {
+            println!(
+                "{name} (one process, same files): {:.0} MB/s",
+                total_bytes as f64 / secs / 1e6
+            );
+        } else {
+            println!("{name}: not available");
+        }
+    }
+    Ok(())
+}
