@@ -298,4 +298,11 @@ mod tests {
         );
         assert!(Checkpoint::parse("garbage").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "(trailvault/digests|[0-9]{1,3}|time [0-9TZ:-]{0,20}|key Ed25519 [a-f0-9]{0,4}|\u{2014} x [A-Za-z0-9+/=]{0,8}|\n|\n\n|[^\n]{0,6}){0,10}") {
+            let _ = Checkpoint::parse(&s);
+        }
+    }
 }

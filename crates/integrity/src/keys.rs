@@ -180,7 +180,7 @@ pub fn pem_decode(text: &str) -> Option<(String, Vec<u8>)> {
     let label_end = rest.find("-----")?;
     let label = rest[..label_end].to_string();
     let body_start = label_end + 5;
-    let end = rest.find("-----END ")?;
+    let end = body_start + rest.get(body_start..)?.find("-----END ")?;
     let body: String = rest[body_start..end]
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -631,6 +631,23 @@ mod tests {
         assert_eq!(fingerprint(&old.der), fp);
         let reopened = Keyring::open(dir.path()).unwrap();
         assert_eq!(reopened.active_key().fingerprint, new.fingerprint);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pem_decode_never_panics(s in "(-----(BEGIN |END )?[A-Z ]{0,12}-----|[A-Za-z0-9+/=\n]{0,20}){0,6}") {
+            let _ = pem_decode(&s);
+        }
+    }
+
+    #[test]
+    fn pem_round_trips_and_rejects_garbage() {
+        let der = vec![1u8, 2, 3, 250];
+        assert_eq!(
+            pem_decode(&pem_encode("PUBLIC KEY", &der)),
+            Some(("PUBLIC KEY".to_string(), der))
+        );
+        assert_eq!(pem_decode("-----BEGIN -----END X"), None);
     }
 
     #[test]

@@ -36,4 +36,4 @@ pub use error::{IntegrityError, Result};
 pub use hash::{sha256, Hash};
 pub use keys::{Keyring, PublicKeySet, SignatureAlgorithm};
 pub use leaf::{seal_segment, SegmentHashes, SegmentSeal};
-pub use validate::{validate, ValidateOptions, ValidationReport};
+pub use validate::{validate, ValidateOptions, ValidationReport, ValidationSummary};

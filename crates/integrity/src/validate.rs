@@ -140,6 +140,29 @@ impl ValidationReport {
         self.failures().is_empty()
     }
 
+    /// Counts and the first failures, for the API, the CLI and metrics.
+    pub fn summary(&self, finished_at_ms: i64) -> ValidationSummary {
+        ValidationSummary {
+            finished_at_ms,
+            valid: self.is_valid(),
+            digests_valid: self.digests_valid(),
+            digests_total: self.digests_total(),
+            segments_valid: self.segments_valid(),
+            segments_total: self.segments_total(),
+            segments_pending: self.segments_pending(),
+            failures_total: self.failures().len(),
+            failures: self
+                .failures()
+                .iter()
+                .take(SUMMARY_FAILURES_MAX)
+                .map(|f| match &f.status {
+                    Status::Invalid(why) => format!("{}: INVALID: {why}", f.key),
+                    _ => f.key.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The report as `validate-logs` prints it; valid items only when `verbose`.
     pub fn render(&self, verbose: bool) -> String {
         let mut out = String::new();
@@ -218,6 +241,26 @@ impl ValidationReport {
         }
         out
     }
+}
+
+/// Failures a [`ValidationSummary`] names (the full report has them all).
+pub const SUMMARY_FAILURES_MAX: usize = 100;
+
+/// The outcome of a validation run in a few numbers (last full validation, for the status
+/// API and the `trailvault_validation_*` metrics).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationSummary {
+    pub finished_at_ms: i64,
+    pub valid: bool,
+    pub digests_valid: usize,
+    pub digests_total: usize,
+    pub segments_valid: usize,
+    pub segments_total: usize,
+    pub segments_pending: usize,
+    pub failures_total: usize,
+    /// The first [`SUMMARY_FAILURES_MAX`] failures, as report lines.
+    pub failures: Vec<String>,
 }
 
 /// One digest as found in storage, checked on its own.
