@@ -68,7 +68,20 @@ impl Builder {
             node.id = Some(id);
             names.push(name);
         }
-        JsonPattern { expr, names, trie }
+        let last_keys = self
+            .selectors
+            .iter()
+            .map(|segs| match segs.last() {
+                Some(Seg::Key(k)) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        JsonPattern {
+            expr,
+            names,
+            trie,
+            last_keys,
+        }
     }
 }
 
@@ -84,6 +97,16 @@ pub(super) struct JsonPattern {
     /// Canonical selector text (`$.a.b[0]`), indexed by selector id.
     names: Vec<String>,
     trie: Node,
+    /// The last key of each selector (`None` when it ends in an index).
+    last_keys: Vec<Option<String>>,
+}
+
+/// A necessary condition on the raw event: some `"key": value` pair (any depth) whose value
+/// text matches `value`.
+#[derive(Debug, Clone)]
+pub(super) struct KeyedNeedle {
+    pub(super) key: String,
+    pub(super) value: super::Wild,
 }
 
 /// What the reader found at a selector.
@@ -170,6 +193,57 @@ impl JsonPattern {
             values,
             positional: Vec::new(),
         })
+    }
+
+    /// Necessary `"key": value` conditions as one any-of set, or `None`.
+    pub(super) fn keyed_needles(&self) -> Option<Vec<KeyedNeedle>> {
+        let clauses = self.keyed(&self.expr)?;
+        clauses
+            .into_iter()
+            .max_by_key(|c| c.iter().map(|k| k.value.text.len()).min().unwrap_or(0))
+    }
+
+    fn keyed(&self, expr: &Expr) -> Option<Vec<Vec<KeyedNeedle>>> {
+        let best = |clauses: Vec<Vec<KeyedNeedle>>| {
+            clauses
+                .into_iter()
+                .max_by_key(|c| c.iter().map(|k| k.value.text.len()).min().unwrap_or(0))
+        };
+        match expr {
+            Expr::Test {
+                field,
+                test: Test::Eq(Value::Literal { wild, number }),
+            } => {
+                let key = self.last_keys.get(*field)?.clone()?;
+                let numeric_looking = wild
+                    .text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+                if wild.text.is_empty() || numeric_looking || number.is_some() {
+                    return None;
+                }
+                Some(vec![vec![KeyedNeedle {
+                    key,
+                    value: wild.clone(),
+                }]])
+            }
+            Expr::Test { .. } => None,
+            Expr::And(items) => {
+                let clauses: Vec<Vec<KeyedNeedle>> = items
+                    .iter()
+                    .filter_map(|i| self.keyed(i))
+                    .flatten()
+                    .collect();
+                (!clauses.is_empty()).then_some(clauses)
+            }
+            Expr::Or(items) => {
+                let mut union = Vec::new();
+                for item in items {
+                    union.extend(best(self.keyed(item)?)?);
+                }
+                Some(vec![union])
+            }
+        }
     }
 
     /// Necessary literals (see the module invariants), as one any-of set.
