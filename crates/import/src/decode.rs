@@ -105,6 +105,21 @@ impl<R: Read> Read for Hashing<R> {
 
 /// Decompresses `source` (by magic bytes) into memory, up to `cap_bytes` decompressed bytes.
 pub fn decode(source: impl Read, cap_bytes: u64) -> Result<Decoded, DecodeError> {
+    decode_sized(source, cap_bytes, None)
+}
+
+/// Compressed logs expand about this much (CloudTrail JSON: 9-10×); used to size the buffer
+/// once instead of growing it by doubling, which copies and faults pages twice.
+const EXPANSION_GUESS: u64 = 12;
+/// The up-front reservation never exceeds this (pages are only touched as they fill).
+const RESERVE_BYTES_MAX: u64 = 1 << 30;
+
+/// [`decode`] with the stored size of the source, when known, to size the buffer.
+pub fn decode_sized(
+    source: impl Read,
+    cap_bytes: u64,
+    source_bytes: Option<u64>,
+) -> Result<Decoded, DecodeError> {
     let hashing = Hashing {
         inner: source,
         hash: Sha256::new(),
@@ -113,7 +128,11 @@ pub fn decode(source: impl Read, cap_bytes: u64) -> Result<Decoded, DecodeError>
     };
     let mut buffered = BufReader::with_capacity(256 * 1024, hashing);
     let compression = Compression::sniff(buffered.fill_buf().map_err(DecodeError::Read)?);
-    let mut content = Vec::new();
+    let reserve = source_bytes.map_or(0, |n| match compression {
+        Compression::None => n.saturating_add(1),
+        _ => n.saturating_mul(EXPANSION_GUESS),
+    });
+    let mut content = Vec::with_capacity(reserve.min(cap_bytes).min(RESERVE_BYTES_MAX) as usize);
     let result = match compression {
         Compression::None => read_capped(&mut buffered, cap_bytes, &mut content),
         // Multi-member: AWS and `cat a.gz b.gz` both produce concatenated gzip members.

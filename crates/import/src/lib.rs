@@ -18,7 +18,7 @@
 //!   atomic batches, so a stream's event count is the number of the file's leading records
 //!   already stored; importing the same tree again stores nothing new.
 //! - Memory is bounded per file by `--max-decompressed-bytes`, and the number of files in
-//!   flight by `--jobs`.
+//!   flight by `2 × --jobs` being parsed or queued plus [`WRITERS_MAX`] being written.
 
 pub mod decode;
 pub mod generate;
@@ -50,6 +50,8 @@ pub use crate::summary::Summary;
 
 /// Default cap on one file's decompressed size: 2 GiB.
 pub const DECOMPRESSED_BYTES_MAX_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+/// Files written concurrently.
+const WRITERS_MAX: usize = 16;
 /// Completed files recorded in the ledger per write.
 const LEDGER_FLUSH_ENTRIES: usize = 256;
 
@@ -104,6 +106,10 @@ pub struct ImportArgs {
     /// Never draw the progress bar, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Read, decompress, detect and parse everything, write nothing: the summary says what an
+    /// import would store and quarantine.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl ImportArgs {
@@ -124,6 +130,7 @@ impl ImportArgs {
             max_decompressed_bytes: DECOMPRESSED_BYTES_MAX_DEFAULT,
             skip_unknown: false,
             no_progress: true,
+            dry_run: false,
         }
     }
 }
@@ -155,8 +162,11 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
     if let Some(s) = sealer {
         s.abort();
     }
-    let summary = result?;
-    sink.finish().await?;
+    let mut summary = result?;
+    if !args.dry_run {
+        sink.finish().await?;
+    }
+    summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
@@ -197,6 +207,7 @@ struct Run {
     summary: Mutex<Summary>,
     ledger: Mutex<Vec<LedgerEntry>>,
     bar: ProgressBar,
+    dry_run: bool,
 }
 
 impl Run {
@@ -205,6 +216,9 @@ impl Run {
     }
 
     async fn flush_ledger(&self, all: bool) -> anyhow::Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         let batch = {
             let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
             if l.is_empty() || (!all && l.len() < LEDGER_FLUSH_ENTRIES) {
@@ -237,6 +251,7 @@ async fn run_pipeline(
     let files = source.list().await?;
     let ledger = sink.load_ledger().await?;
     let mut summary = Summary::new(source.describe(), target);
+    summary.dry_run = args.dry_run;
     summary.files_listed = files.len() as u64;
     let mut todo = Vec::new();
     for f in files {
@@ -276,6 +291,7 @@ async fn run_pipeline(
         summary: Mutex::new(summary),
         ledger: Mutex::new(Vec::new()),
         bar,
+        dry_run: args.dry_run,
     });
 
     let jobs = args
@@ -319,8 +335,10 @@ async fn run_pipeline(
             .await
             .map(|item| (Ok::<_, anyhow::Error>(item), rx))
     });
+    // Files are written concurrently (each file's batches in order), so the vault's group
+    // commit can fold many batches into one sync.
     let written = incoming
-        .try_for_each_concurrent(jobs.max(2), |(file, prepared)| {
+        .try_for_each_concurrent(WRITERS_MAX, |(file, prepared)| {
             let run = run.clone();
             async move { handle(&run, file, prepared).await }
         })
@@ -358,7 +376,7 @@ async fn handle(run: &Run, file: SourceFile, prepared: Prepared) -> anyhow::Resu
 /// Appends the part of `events` not yet in `group`/`stream`; returns (already there, new).
 /// `None` when the stream holds more events than the file has: it belongs to another file.
 async fn append_rest(
-    sink: &Sink,
+    run: &Run,
     group: &str,
     stream: &str,
     mut events: Vec<trailvault_store::InputEvent>,
@@ -366,6 +384,10 @@ async fn append_rest(
     if events.is_empty() {
         return Ok(Some((0, 0)));
     }
+    if run.dry_run {
+        return Ok(Some((0, events.len() as u64)));
+    }
+    let sink = &run.sink;
     sink.ensure_group(group).await?;
     let before = sink.open_stream(group, stream).await?;
     if before > events.len() as u64 {
@@ -393,7 +415,7 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
         file_quarantined,
     } = w;
     let (n_events, n_quarantine) = (events.len() as u64, quarantine.len() as u64);
-    let Some((present_e, stored)) = append_rest(&run.sink, &group, &stream, events).await? else {
+    let Some((present_e, stored)) = append_rest(run, &group, &stream, events).await? else {
         run.summary().conflicts.push((
             file.key,
             format!("log stream {stream} in {group} holds more events than this file has records; it was filled from another file"),
@@ -401,7 +423,7 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
         return Ok(());
     };
     let Some((present_q, quarantined)) =
-        append_rest(&run.sink, QUARANTINE_GROUP, &stream, quarantine).await?
+        append_rest(run, QUARANTINE_GROUP, &stream, quarantine).await?
     else {
         run.summary().conflicts.push((
             file.key,

@@ -13,7 +13,7 @@ use trailvault_formats::{Format, KeyInfo, ParsedRecord, Rejection};
 use trailvault_model::limits::{EVENT_BYTES_MAX, EVENT_OVERHEAD_BYTES};
 use trailvault_store::InputEvent;
 
-use crate::decode::{decode, DecodeError};
+use crate::decode::{decode_sized, DecodeError};
 use crate::placement::{fallback_time_ms, group_for, stream_for};
 use crate::source::{Source, SourceFile};
 
@@ -97,7 +97,7 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
     let info = trailvault_formats::key_info(&file.key);
     let stream = stream_for(&file.key);
     let fallback_ms = fallback_time_ms(&info, file.modified_ms, opts.import_start_ms);
-    let decoded = match decode(reader, opts.decompressed_bytes_max) {
+    let decoded = match decode_sized(reader, opts.decompressed_bytes_max, Some(file.size_bytes)) {
         Ok(d) => d,
         Err(e) if e.is_source_failure() => return Prepared::ReadFailed { why: e.to_string() },
         Err(e) => {

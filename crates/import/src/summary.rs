@@ -40,6 +40,8 @@ pub struct Summary {
     pub bytes_read: u64,
     pub bytes_decompressed: u64,
     pub elapsed: Duration,
+    /// Nothing was written: "stored" and "quarantined" say what an import would do.
+    pub dry_run: bool,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -85,6 +87,12 @@ impl Summary {
             "imported {} into {} in {:.1} s",
             self.source, self.target, secs
         );
+        if self.dry_run {
+            let _ = writeln!(
+                s,
+                "dry run: nothing was written; the counts say what an import would do"
+            );
+        }
         let _ = writeln!(
             s,
             "files:   {} listed, {} imported, {} already imported, {} skipped (not logs), {} digests, {} unknown, {} quarantined, {} unreadable, {} conflicts",

@@ -276,3 +276,20 @@ async fn s3_options_reject_a_bucketless_url() {
     let err = Source::open("s3://", &S3Options::default()).err().unwrap();
     assert!(err.to_string().contains("names no bucket"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_counts_everything_and_writes_nothing() {
+    let src = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let exp = write_tree(src.path(), 3);
+    let mut a = args(src.path(), data.path());
+    a.dry_run = true;
+    let s = import(&a).await.unwrap();
+    assert_eq!(s.records_stored, exp.groups.values().sum::<u64>());
+    assert_eq!(s.records_quarantined, exp.quarantined_records);
+    assert!(s.render().contains("dry run"));
+    assert!(group_counts(data.path()).await.is_empty());
+    // The real import afterwards stores the same counts.
+    let real = import(&args(src.path(), data.path())).await.unwrap();
+    assert_eq!(real.records_stored, s.records_stored);
+}
