@@ -35,8 +35,10 @@ def test_aws_cli_round_trip(vault):
     events.append({"timestamp": t + 60, "message": "ERROR disk full"})
     vault.aws("put-log-events", "--log-group-name", "app/web", "--log-stream-name", "s1",
               "--log-events", json.dumps(events))
-    groups = json.loads(vault.aws("describe-log-groups").stdout)["logGroups"]
+    groups = json.loads(vault.aws("describe-log-groups", "--log-group-name-prefix", "app/").stdout)["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["app/web"]
+    everything = json.loads(vault.aws("describe-log-groups").stdout)["logGroups"]
+    assert {g["logGroupName"] for g in everything} == {"app/web", "trailvault/alarms"}
     assert groups[0]["arn"].endswith(":log-group:app/web:*")
     streams = json.loads(vault.aws("describe-log-streams", "--log-group-name", "app/web").stdout)["logStreams"]
     assert streams[0]["logStreamName"] == "s1"
@@ -109,7 +111,7 @@ def test_describe_log_groups_paginates_and_filters(vault):
     for i in range(7):
         c.create_log_group(logGroupName=f"team{i % 2}/svc{i}")
     names = [g["logGroupName"] for p in c.get_paginator("describe_log_groups").paginate(
-        PaginationConfig={"PageSize": 3}) for g in p["logGroups"]]
+        logGroupNamePrefix="team", PaginationConfig={"PageSize": 3}) for g in p["logGroups"]]
     assert names == sorted(names) and len(names) == 7
     pref = c.describe_log_groups(logGroupNamePrefix="team1/")["logGroups"]
     assert {g["logGroupName"] for g in pref} == {"team1/svc1", "team1/svc3", "team1/svc5"}

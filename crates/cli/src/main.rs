@@ -39,6 +39,10 @@ enum Command {
     Tail(trailvault_client::cli::TailArgs),
     /// Run a Logs Insights query over log groups and print the results.
     Query(trailvault_client::query_cli::QueryArgs),
+    /// Monitoring rule packs (e.g. the CIS AWS Foundations controls): list, show, install.
+    Rules(trailvault_client::monitor_cli::RulesArgs),
+    /// Alarms: states, history, and action targets (webhooks, commands).
+    Alarms(trailvault_client::monitor_cli::AlarmsArgs),
     /// Validate the digest chain, segments and Merkle roots of a vault or an offline copy.
     Validate(trailvault_integrity::cli::ValidateArgs),
     /// Emit an inclusion proof for an event, or a consistency proof between checkpoints.
@@ -152,6 +156,8 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::Get(args) => trailvault_client::cli::run_get(args).await,
             Command::Tail(args) => trailvault_client::cli::run_tail(args).await,
             Command::Query(args) => trailvault_client::query_cli::run_query(args).await,
+            Command::Rules(args) => trailvault_client::monitor_cli::run_rules(args).await,
+            Command::Alarms(args) => trailvault_client::monitor_cli::run_alarms(args).await,
             Command::Validate(_) | Command::Prove(_) | Command::VerifyProof(_) => {
                 unreachable!("offline commands are dispatched before the runtime starts")
             }

@@ -42,6 +42,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         .with_context(|| format!("unknown signing algorithm {:?}", args.signing_algorithm))?;
     let digest_writer = crate::digests::open_writer(&vault, algorithm).await?;
     crate::digests::spawn(vault.clone(), digest_writer, args.digest_period);
+    let monitor = open_monitor(&vault)?;
     let (keys, created) = FileKeyStore::open_or_create(&data)
         .with_context(|| format!("could not open the access keys in {}", data.display()))?;
     if let Some(key) = created {
@@ -60,7 +61,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         },
         account_id: args.account_id.clone(),
         region: args.region.clone().unwrap_or_else(|| "us-east-1".into()),
-        monitor: None,
+        monitor: Some(monitor),
     });
     let server = tokio::spawn(trailvault_server::serve(listener, state, shutdown_signal()));
     Ok(RunningVault {
@@ -69,6 +70,70 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         data,
         server,
     })
+}
+
+/// The group every alarm transition is written to: evidence like any other log.
+pub const ALARMS_GROUP: &str = "trailvault/alarms";
+const ALARMS_STREAM: &str = "transitions";
+
+/// Writes alarm transitions into [`ALARMS_GROUP`] through the normal write path.
+struct AlarmsGroupSink {
+    vault: Vault,
+    runtime: tokio::runtime::Handle,
+}
+
+impl trailvault_monitor::actions::AlarmSink for AlarmsGroupSink {
+    fn record_transition(&self, json: String) {
+        let vault = self.vault.clone();
+        self.runtime.spawn(async move {
+            let now = trailvault_store::now_ms();
+            let event = trailvault_store::InputEvent {
+                timestamp_ms: now,
+                message: json,
+                normalized: None,
+            };
+            if let Err(e) = vault
+                .put_log_events(
+                    ALARMS_GROUP,
+                    ALARMS_STREAM,
+                    vec![event],
+                    trailvault_store::PutOptions::api(now),
+                )
+                .await
+            {
+                tracing::error!(error = %e, "could not record an alarm transition");
+            }
+        });
+    }
+}
+
+fn open_monitor(vault: &Vault) -> anyhow::Result<Arc<trailvault_monitor::engine::MonitorEngine>> {
+    match vault.create_log_group(trailvault_store::LogGroupMeta {
+        name: ALARMS_GROUP.into(),
+        created_ms: trailvault_store::now_ms(),
+        retention_days: None,
+        kms_key_id: None,
+        log_group_class: "STANDARD".into(),
+        deletion_protection: true,
+        tags: Default::default(),
+    }) {
+        Ok(()) | Err(trailvault_store::StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e).context("could not create the alarms log group"),
+    }
+    match vault.create_log_stream(ALARMS_GROUP, ALARMS_STREAM) {
+        Ok(()) | Err(trailvault_store::StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e).context("could not create the alarms log stream"),
+    }
+    let mut config = trailvault_monitor::engine::EngineConfig::new(
+        vault.config().data_dir.join("monitor.sqlite"),
+    );
+    config.sink = Some(Arc::new(AlarmsGroupSink {
+        vault: vault.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    }));
+    let engine = trailvault_monitor::engine::MonitorEngine::open(config)
+        .context("could not start monitoring")?;
+    Ok(Arc::new(engine))
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod cli;
 pub mod client;
+pub mod monitor_cli;
 pub mod query_cli;
 pub mod time_arg;
 

@@ -64,7 +64,13 @@ pub async fn put_log_events(app: &AppState, req: PutLogEvents) -> Result<Value, 
         .await?;
     if let Some(monitor) = &app.monitor {
         if !out.stored.is_empty() {
-            monitor.submit(&req.log_group_name, out.stored.clone());
+            // Never hold the acknowledgement for monitoring: when its queue is full, hand the
+            // batch over from a blocking thread instead.
+            if let Err(events) = monitor.try_submit(&req.log_group_name, out.stored.clone()) {
+                let monitor = monitor.clone();
+                let group = req.log_group_name.clone();
+                tokio::task::spawn_blocking(move || monitor.submit(&group, events));
+            }
         }
     }
     let mut resp = json!({});

@@ -9,6 +9,7 @@
 mod error;
 mod events;
 mod groups;
+mod monitoring;
 mod queries;
 mod token;
 
@@ -32,15 +33,10 @@ pub use error::ApiError;
 pub const REQUEST_BYTES_MAX: usize = 8 * 1024 * 1024;
 pub const TARGET_PREFIX: &str = "Logs_20140328.";
 
-/// Receives every acknowledged batch (monitoring: metric filters, subscriptions). Called
-/// after the acknowledgement is decided; it must not block.
-pub trait IngestObserver: Send + Sync {
-    fn submit(&self, group: &str, events: Arc<Vec<trailvault_model::StoredEvent>>);
-}
-
 /// What the server needs from the rest of the vault.
 pub struct AppState {
-    pub monitor: Option<Arc<dyn IngestObserver>>,
+    /// Metric filters, alarms and actions; every acknowledged batch is handed to it.
+    pub monitor: Option<Arc<trailvault_monitor::engine::MonitorEngine>>,
     pub vault: Vault,
     pub keys: Arc<dyn KeyStore>,
     pub verify: VerifyConfig,
@@ -186,6 +182,17 @@ async fn dispatch(
         "GetQueryResults" => queries::get_query_results(app, parse(body)?),
         "StopQuery" => queries::stop_query(app, parse(body)?),
         "DescribeQueries" => queries::describe_queries(app, parse(body)?),
+        "PutMetricFilter" => monitoring::put_metric_filter(app, parse(body)?),
+        "DescribeMetricFilters" => monitoring::describe_metric_filters(app, parse(body)?),
+        "DeleteMetricFilter" => monitoring::delete_metric_filter(app, parse(body)?),
+        "TestMetricFilter" => monitoring::test_metric_filter(parse(body)?),
+        "PutMetricAlarm" => monitoring::put_metric_alarm(app, parse(body)?),
+        "DescribeAlarms" => monitoring::describe_alarms(app, parse(body)?),
+        "DescribeAlarmHistory" => monitoring::describe_alarm_history(app, parse(body)?),
+        "SetAlarmState" => monitoring::set_alarm_state(app, parse(body)?),
+        "DeleteAlarms" => monitoring::delete_alarms(app, parse(body)?),
+        "PutActionTarget" => monitoring::put_action_target(app, parse(body)?),
+        "DescribeActionTargets" => monitoring::describe_action_targets(app),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("operation {other} is not supported by this vault"),
