@@ -19,9 +19,7 @@ use arrow_array::builder::{
     TimestampMillisecondBuilder, UInt64Builder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt64Type,
-};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -79,7 +77,9 @@ pub enum SegmentError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("segment arrow data is inconsistent: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("segment format version {found:?} is not supported (expected {SEGMENT_FORMAT_VERSION})")]
+    #[error(
+        "segment format version {found:?} is not supported (expected {SEGMENT_FORMAT_VERSION})"
+    )]
     Version { found: Option<String> },
     #[error("segment column {column} is missing or has the wrong type")]
     Schema { column: &'static str },
@@ -310,7 +310,9 @@ fn from_batch(batch: &RecordBatch, out: &mut Vec<StoredEvent>) -> Result<(), Seg
     let stream = strings(batch, "log_stream")?;
     let ts = column(batch, "timestamp")?
         .as_primitive_opt::<TimestampMillisecondType>()
-        .ok_or(SegmentError::Schema { column: "timestamp" })?;
+        .ok_or(SegmentError::Schema {
+            column: "timestamp",
+        })?;
     let ingest = column(batch, "ingestion_time")?
         .as_primitive_opt::<TimestampMillisecondType>()
         .ok_or(SegmentError::Schema {
@@ -357,7 +359,9 @@ fn normalized_at(batch: &RecordBatch, row: usize) -> Result<Option<Normalized>, 
         let a = column(batch, name)?
             .as_primitive_opt::<Int32Type>()
             .ok_or(SegmentError::Schema { column: name })?;
-        Ok((!a.is_null(row)).then(|| a.value(row)).and_then(|p| u16::try_from(p).ok()))
+        Ok((!a.is_null(row))
+            .then(|| a.value(row))
+            .and_then(|p| u16::try_from(p).ok()))
     };
     let Some(source) = text("source")? else {
         return Ok(None);
