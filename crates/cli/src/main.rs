@@ -49,6 +49,12 @@ enum Command {
     Prove(trailvault_integrity::cli::ProveArgs),
     /// Check a proof produced by `prove`.
     VerifyProof(trailvault_integrity::cli::VerifyProofArgs),
+    /// Validate AWS CloudTrail's own digest chains (RSA, AWS public keys given as files).
+    ValidateCloudtrail(trailvault_integrity::cli::ValidateCloudTrailArgs),
+    /// Export the vault's public signing keys, with their validity windows, for auditors.
+    ExportKeys(trailvault_integrity::cli::ExportKeysArgs),
+    /// Export the latest signed checkpoint, to keep elsewhere and validate against later.
+    ExportCheckpoint(trailvault_integrity::cli::ExportCheckpointArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -132,6 +138,13 @@ fn main() -> anyhow::Result<()> {
         Command::Validate(args) => Some(trailvault_integrity::cli::run_validate_cli(args)?),
         Command::Prove(args) => Some(trailvault_integrity::cli::run_prove_cli(args)?),
         Command::VerifyProof(args) => Some(trailvault_integrity::cli::run_verify_proof_cli(args)?),
+        Command::ValidateCloudtrail(args) => {
+            Some(trailvault_integrity::cli::run_validate_cloudtrail_cli(args)?)
+        }
+        Command::ExportKeys(args) => Some(trailvault_integrity::cli::run_export_keys_cli(args)?),
+        Command::ExportCheckpoint(args) => {
+            Some(trailvault_integrity::cli::run_export_checkpoint_cli(args)?)
+        }
         other => {
             run_online(other)?;
             None
@@ -158,7 +171,12 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::Query(args) => trailvault_client::query_cli::run_query(args).await,
             Command::Rules(args) => trailvault_client::monitor_cli::run_rules(args).await,
             Command::Alarms(args) => trailvault_client::monitor_cli::run_alarms(args).await,
-            Command::Validate(_) | Command::Prove(_) | Command::VerifyProof(_) => {
+            Command::Validate(_)
+            | Command::Prove(_)
+            | Command::VerifyProof(_)
+            | Command::ValidateCloudtrail(_)
+            | Command::ExportKeys(_)
+            | Command::ExportCheckpoint(_) => {
                 unreachable!("offline commands are dispatched before the runtime starts")
             }
         }
