@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use trailvault_integrity::digest::PeriodDigest;
 use trailvault_integrity::keys::{Keyring, SignatureAlgorithm};
 use trailvault_integrity::{DigestWriter, SegmentSeal};
 use trailvault_store::{now_ms, SegmentMeta, Vault};
@@ -42,14 +43,16 @@ pub async fn open_writer(
         .context("could not recover the digest chain")
 }
 
-/// Write every digest that is due at `now`. Returns how many were written.
+/// Write every digest that is due at `now`, one per group, with one checkpoint for all of
+/// them. Returns how many were written.
 pub async fn write_due(
     vault: &Vault,
     writer: &mut DigestWriter,
     period_ms: i64,
     now: i64,
 ) -> anyhow::Result<usize> {
-    let mut written = 0;
+    let aligned_now = now.div_euclid(period_ms) * period_ms;
+    let mut due: Vec<(String, i64, i64, Vec<SegmentSeal>)> = Vec::new();
     for group in vault.log_groups() {
         let start = match writer.head(&group.name) {
             Some(h) => h.end_ms,
@@ -64,7 +67,6 @@ pub async fn write_due(
                 group.created_ms.min(oldest_seal).div_euclid(period_ms) * period_ms
             }
         };
-        let aligned_now = now.div_euclid(period_ms) * period_ms;
         if aligned_now <= start {
             continue;
         }
@@ -79,13 +81,26 @@ pub async fn write_due(
             .iter()
             .map(|m| seal_of(m))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        writer
-            .write_period(&group.name, start, end, &seals)
-            .await
-            .with_context(|| format!("could not write the digest of {}", group.name))?;
-        written += 1;
+        due.push((group.name, start, end, seals));
     }
-    Ok(written)
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let periods: Vec<PeriodDigest<'_>> = due
+        .iter()
+        .map(|(group, start, end, seals)| PeriodDigest {
+            group,
+            start_ms: *start,
+            end_ms: *end,
+            seals,
+            deletions: &[],
+        })
+        .collect();
+    writer
+        .write_periods(&periods)
+        .await
+        .context("could not write the period's digests")?;
+    Ok(due.len())
 }
 
 /// Run the digest clock until the vault goes away.

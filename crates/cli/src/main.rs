@@ -138,9 +138,9 @@ fn main() -> anyhow::Result<()> {
         Command::Validate(args) => Some(trailvault_integrity::cli::run_validate_cli(args)?),
         Command::Prove(args) => Some(trailvault_integrity::cli::run_prove_cli(args)?),
         Command::VerifyProof(args) => Some(trailvault_integrity::cli::run_verify_proof_cli(args)?),
-        Command::ValidateCloudtrail(args) => {
-            Some(trailvault_integrity::cli::run_validate_cloudtrail_cli(args)?)
-        }
+        Command::ValidateCloudtrail(args) => Some(
+            trailvault_integrity::cli::run_validate_cloudtrail_cli(args)?,
+        ),
         Command::ExportKeys(args) => Some(trailvault_integrity::cli::run_export_keys_cli(args)?),
         Command::ExportCheckpoint(args) => {
             Some(trailvault_integrity::cli::run_export_checkpoint_cli(args)?)
