@@ -78,14 +78,14 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
     if trailvault_formats::is_skippable(&file.key) {
         return Prepared::Skippable;
     }
-    let key_format = opts
-        .format
-        .or_else(|| trailvault_formats::detect_key(&file.key));
-    if key_format == Some(Format::CloudtrailDigest) {
+    let by_key = trailvault_formats::detect_key(&file.key);
+    // A digest stays a digest even under `--format`: it must never be stored as events.
+    if by_key == Some(Format::CloudtrailDigest) || opts.format == Some(Format::CloudtrailDigest) {
         return Prepared::Digest {
             source_bytes: file.size_bytes,
         };
     }
+    let key_format = opts.format.or(by_key);
     let reader = match source.open_file(file) {
         Ok(r) => r,
         Err(e) => {
@@ -113,7 +113,13 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
         }
     };
     let head = &decoded.content[..decoded.content.len().min(DETECT_HEAD_BYTES)];
-    let format = match key_format.or_else(|| trailvault_formats::detect_content(head)) {
+    let by_content = trailvault_formats::detect_content(head);
+    if by_content == Some(Format::CloudtrailDigest) {
+        return Prepared::Digest {
+            source_bytes: decoded.source_bytes,
+        };
+    }
+    let format = match key_format.or(by_content) {
         Some(f) => f,
         None => {
             return Prepared::Unknown {
@@ -125,11 +131,6 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
             }
         }
     };
-    if format == Format::CloudtrailDigest {
-        return Prepared::Digest {
-            source_bytes: decoded.source_bytes,
-        };
-    }
     let group = opts
         .group
         .clone()

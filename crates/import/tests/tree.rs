@@ -293,3 +293,19 @@ async fn a_dry_run_counts_everything_and_writes_nothing() {
     let real = import(&args(src.path(), data.path())).await.unwrap();
     assert_eq!(real.records_stored, s.records_stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_is_never_stored_even_under_format() {
+    let src = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let exp = write_tree(src.path(), 8);
+    let mut a = args(src.path(), data.path());
+    a.format = Some(trailvault_formats::Format::Cloudtrail);
+    let s = import(&a).await.unwrap();
+    assert_eq!(s.digests, exp.digests, "{}", s.render());
+    // Everything else was parsed as CloudTrail: what is not CloudTrail is quarantined, and
+    // nothing is lost.
+    assert_eq!(s.records_read, s.records_stored + s.records_quarantined);
+    let stored = messages(data.path(), "awslogs/cloudtrail/111122223333/us-east-1").await;
+    assert!(stored.iter().all(|m| !m.contains("digestStartTime")));
+}
