@@ -175,15 +175,17 @@ async fn http(
         let _ = stop_rx.await;
     }));
     // Bodies are built before the clock starts: the client's JSON encoding is not ours to time.
-    let bodies: Vec<serde_json::Value> = data
+    let bodies: Vec<bytes::Bytes> = data
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            json!({
+            serde_json::to_vec(&json!({
                 "logGroupName": "bench",
                 "logStreamName": format!("s{}", i % conns),
                 "logEvents": b.iter().map(|e| json!({"timestamp": e.timestamp_ms, "message": e.message})).collect::<Vec<_>>(),
-            })
+            }))
+            .expect("json encodes")
+            .into()
         })
         .collect();
     let bodies = Arc::new(bodies);
@@ -204,7 +206,7 @@ async fn http(
         let bodies = bodies.clone();
         tasks.push(tokio::spawn(async move {
             for body in bodies.iter().skip(c).step_by(conns) {
-                client.call("PutLogEvents", body.clone()).await?;
+                client.call_encoded("PutLogEvents", body.clone()).await?;
             }
             anyhow::Ok(())
         }));

@@ -200,6 +200,18 @@ impl LogsClient {
 
     /// Call `action` with a JSON request body; the JSON answer (`{}` for an empty one).
     pub async fn call(&self, action: &str, body: Value) -> Result<Value, ClientError> {
+        // `Value` always serializes (its map keys are strings).
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        self.call_encoded(action, bytes.into()).await
+    }
+
+    /// Call `action` with an already encoded JSON body (for callers that build large bodies
+    /// once, e.g. benchmarks and bulk writers).
+    pub async fn call_encoded(
+        &self,
+        action: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<Value, ClientError> {
         let url = self
             .url
             .as_ref()
@@ -207,8 +219,6 @@ impl LogsClient {
                 endpoint: self.endpoint.clone(),
                 reason: reason.clone(),
             })?;
-        // `Value` always serializes (its map keys are strings).
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut attempt = 1;
         loop {
             match self.attempt(url, action, &bytes).await {
@@ -222,7 +232,12 @@ impl LogsClient {
         }
     }
 
-    async fn attempt(&self, url: &Url, action: &str, body: &[u8]) -> Result<Value, ClientError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        action: &str,
+        body: &bytes::Bytes,
+    ) -> Result<Value, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -256,7 +271,7 @@ impl LogsClient {
             .http
             .post(url.clone())
             .headers(headers)
-            .body(body.to_vec())
+            .body(body.clone())
             .send()
             .await
             .map_err(transport)?;
