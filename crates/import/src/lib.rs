@@ -233,7 +233,7 @@ impl Run {
         self.bar.inc(bytes);
         let s = self.summary();
         self.bar.set_message(format!(
-            "{} files, {} records",
+            "{} files {} records",
             s.files_done(),
             s.records_read
         ));
@@ -277,7 +277,7 @@ async fn run_pipeline(
         let bar = ProgressBar::new(total_bytes);
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                "{spinner} {elapsed_precise} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
