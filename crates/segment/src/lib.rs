@@ -28,6 +28,7 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
 
 pub const SEGMENT_FORMAT_VERSION: &str = "1";
@@ -70,6 +71,19 @@ pub const NORMALIZED_COLUMNS: [&str; 29] = [
 ];
 
 const CORE_COLUMNS: usize = 6;
+
+/// Columns with a Parquet bloom filter: the equality lookups of `LookupEvents`.
+pub const BLOOM_FILTER_COLUMNS: [&str; 5] = [
+    "action",
+    "actor_user_name",
+    "actor_access_key_id",
+    "source_event_id",
+    "service",
+];
+/// False-positive rate of the bloom filters.
+const BLOOM_FILTER_FPP: f64 = 0.01;
+/// Smallest bloom filter sizing, so a filter is never degenerate.
+const BLOOM_FILTER_NDV_MIN: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -145,7 +159,21 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_string(),
             SEGMENT_FORMAT_VERSION.to_string(),
-        )]))
+        )]));
+    // Bloom filters let a lookup by one of these values skip every row group that cannot
+    // hold it; readers that do not use them are unaffected (same format version). A filter
+    // is sized for its column's distinct values (the writer cannot resize one), so low
+    // cardinality columns such as `service` cost a few hundred bytes.
+    let ndv = bloom_filter_ndv(events);
+    let props = BLOOM_FILTER_COLUMNS
+        .iter()
+        .zip(ndv)
+        .fold(props, |p, (c, ndv)| {
+            let c = ColumnPath::from(*c);
+            p.set_column_bloom_filter_enabled(c.clone(), true)
+                .set_column_bloom_filter_fpp(c.clone(), BLOOM_FILTER_FPP)
+                .set_column_bloom_filter_ndv(c, ndv)
+        })
         .build();
     let mut out = Vec::with_capacity(events.iter().map(|e| e.message.len()).sum::<usize>() / 3);
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
@@ -154,6 +182,32 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
     }
     writer.close()?;
     Ok(out)
+}
+
+/// Distinct values of each [`BLOOM_FILTER_COLUMNS`] column in the fullest row group.
+fn bloom_filter_ndv(events: &[StoredEvent]) -> [u64; 5] {
+    let mut out = [BLOOM_FILTER_NDV_MIN; 5];
+    for chunk in events.chunks(ROW_GROUP_ROWS_MAX) {
+        let mut seen: [std::collections::HashSet<&str>; 5] = Default::default();
+        for n in chunk.iter().filter_map(|e| e.normalized.as_deref()) {
+            let values = [
+                &n.action,
+                &n.actor_user_name,
+                &n.actor_access_key_id,
+                &n.source_event_id,
+                &n.service,
+            ];
+            for (set, v) in seen.iter_mut().zip(values) {
+                if let Some(v) = v {
+                    set.insert(v.as_str());
+                }
+            }
+        }
+        for (o, set) in out.iter_mut().zip(&seen) {
+            *o = (*o).max(set.len() as u64);
+        }
+    }
+    out
 }
 
 fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, SegmentError> {
@@ -486,6 +540,24 @@ mod tests {
         let core = decode(Bytes::from(bytes), Projection::Core).unwrap();
         assert_eq!(core[0].normalized, None);
         assert_eq!(core[0].message, e.message);
+    }
+
+    #[test]
+    fn lookup_columns_carry_bloom_filters() {
+        let mut e = event(1, "s", 1_700_000_000_000, "m");
+        e.normalized = Some(Box::new(Normalized {
+            source: "cloudtrail".into(),
+            action: Some("ConsoleLogin".into()),
+            ..Normalized::default()
+        }));
+        let bytes = Bytes::from(encode(&[e]).unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let rg = reader.metadata().row_group(0);
+        for c in rg.columns() {
+            let name = c.column_path().string();
+            let expected = BLOOM_FILTER_COLUMNS.contains(&name.as_str());
+            assert_eq!(c.bloom_filter_offset().is_some(), expected, "{name}");
+        }
     }
 
     #[test]
