@@ -8,7 +8,9 @@
 //!   after new data, so alarms move on time whether or not data arrives and an ALARM follows
 //!   data within about a second;
 //! - `monitor-actions`: a single-threaded tokio runtime delivering transitions (webhooks,
-//!   commands, the alarms log-group sink) without holding up evaluation.
+//!   commands, the alarms log-group sink) without holding up evaluation;
+//! - `monitor-subscriptions`: subscription filter delivery (see [`crate::subscription`]); the
+//!   evaluator offers it every batch before running metric filters.
 //!
 //! Backpressure choice: [`MonitorEngine::submit`] never drops a batch. It is meant to be called
 //! after the batch was acknowledged; when the queue (`queue_batches_max`) is full it blocks the
@@ -39,6 +41,7 @@ use crate::metric::{
 };
 use crate::pattern::{Extracted, PatternSet};
 use crate::store::{MetricQuery, MonitorDb, StoreError};
+use crate::subscription::{EventSource, SubscriptionError, SubscriptionFilterSpec, Subscriptions};
 
 const FILTER_KEY: &str = "metric-filter|";
 const PRUNE_EVERY_MS: i64 = 3_600_000;
@@ -59,6 +62,8 @@ pub enum EngineError {
     NotFound(String),
     #[error("monitor engine: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
 }
 
 /// How to run the engine.
@@ -71,6 +76,11 @@ pub struct EngineConfig {
     pub alarm_tick_ms: u64,
     /// Receives one record per alarm transition (the `trailvault/alarms` log group).
     pub sink: Option<Arc<dyn AlarmSink>>,
+    /// Reads stored events back for subscription catch-up (after a restart or a queue
+    /// overflow). Without it a restart cannot re-deliver what was missed while down.
+    pub event_source: Option<Arc<dyn EventSource>>,
+    /// The `owner` of subscription envelopes.
+    pub account_id: String,
 }
 
 impl EngineConfig {
@@ -80,6 +90,8 @@ impl EngineConfig {
             queue_batches_max: 1024,
             alarm_tick_ms: 1000,
             sink: None,
+            event_source: None,
+            account_id: "000000000000".into(),
         }
     }
 }
@@ -103,6 +115,7 @@ struct Inner {
     /// Serialises alarm evaluation passes (timer, data, explicit).
     eval_lock: Mutex<()>,
     stop: AtomicBool,
+    subs: Subscriptions,
 }
 
 /// Handle to the running engine. Cheap to share behind an `Arc`.
@@ -126,12 +139,14 @@ impl MonitorEngine {
     pub fn open(config: EngineConfig) -> Result<MonitorEngine, EngineError> {
         let db = MonitorDb::open(&config.db_path)?;
         let (atx, arx) = tokio::sync::mpsc::unbounded_channel();
+        let subs = Subscriptions::open(db.clone(), config.event_source, config.account_id)?;
         let inner = Arc::new(Inner {
             db: db.clone(),
             groups: RwLock::new(HashMap::new()),
             actions: atx,
             eval_lock: Mutex::new(()),
             stop: AtomicBool::new(false),
+            subs,
         });
         // Load every stored filter, grouped.
         let mut by_group: HashMap<String, Vec<MetricFilterSpec>> = HashMap::new();
@@ -291,8 +306,43 @@ impl MonitorEngine {
         )
     }
 
-    /// Removes every metric filter of a deleted log group.
+    /// PutSubscriptionFilter for `group` (creates or replaces by name; at most 2 per group).
+    /// A new filter delivers events with a `seq` above `start_after_seq` (the group's newest
+    /// stored event; `None`: the newest this engine has seen).
+    pub fn put_subscription_filter(
+        &self,
+        group: &str,
+        spec: SubscriptionFilterSpec,
+        start_after_seq: Option<u64>,
+    ) -> Result<(), EngineError> {
+        Ok(self
+            .inner
+            .subs
+            .put(group, spec, start_after_seq, now_ms())?)
+    }
+
+    /// DescribeSubscriptionFilters of one group, ordered by filter name.
+    pub fn describe_subscription_filters(
+        &self,
+        group: &str,
+        name_prefix: Option<&str>,
+    ) -> Result<Vec<SubscriptionFilterSpec>, EngineError> {
+        Ok(self.inner.subs.describe(group, name_prefix)?)
+    }
+
+    /// DeleteSubscriptionFilter.
+    pub fn delete_subscription_filter(&self, group: &str, name: &str) -> Result<(), EngineError> {
+        Ok(self.inner.subs.delete(group, name)?)
+    }
+
+    /// The highest `seq` a running subscription filter has delivered (tests, status).
+    pub fn subscription_checkpoint(&self, group: &str, name: &str) -> Option<u64> {
+        self.inner.subs.checkpoint(group, name)
+    }
+
+    /// Removes every metric and subscription filter of a deleted log group.
     pub fn delete_group(&self, group: &str) -> Result<(), EngineError> {
+        self.inner.subs.delete_group(group)?;
         for f in self.describe_metric_filters(Some(group), None, None)? {
             self.inner
                 .db
@@ -385,6 +435,8 @@ impl MonitorEngine {
     /// Stops the threads after the queued batches are evaluated.
     pub fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
+        // First, so an evaluator waiting for a full subscription queue is released.
+        self.inner.subs.shutdown();
         self.batches
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -438,6 +490,7 @@ impl Inner {
                     let _ = done.send(());
                 }
                 Msg::Batch(group, events) => {
+                    self.subs.offer(&group, &events);
                     let gf = self
                         .groups
                         .read()

@@ -6,6 +6,7 @@
 //! - [`actions`]: signed webhooks, commands and the alarms log-group record on transitions.
 //! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
 //! - [`rules`]: rule packs (CIS AWS Foundations) as versioned data files.
+//! - [`subscription`]: subscription filters streaming matches to a destination at least once.
 //! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
 pub mod actions;
@@ -15,6 +16,7 @@ pub mod metric;
 pub mod pattern;
 pub mod rules;
 pub mod store;
+pub mod subscription;
 
 pub use actions::{ActionDispatcher, ActionKind, ActionTarget, AlarmSink};
 pub use alarm::{evaluate, Alarm, AlarmSpec, AlarmState, Evaluation, Transition};
@@ -25,3 +27,6 @@ pub use pattern::{
 };
 pub use rules::{rule_pack, rule_packs, Rule, RulePack};
 pub use store::{MonitorDb, StoreError};
+pub use subscription::{
+    Destination, EventSource, SourceError, SubscriptionError, SubscriptionFilterSpec,
+};
