@@ -100,16 +100,14 @@ impl Source {
                 prefix,
                 ..
             } => {
-                let p = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
-                let mut stream = store.list(p.as_ref());
-                let mut files = Vec::new();
-                while let Some(meta) = stream.next().await {
-                    let meta = meta.with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
-                    files.push(SourceFile {
-                        key: meta.location.to_string(),
-                        size_bytes: meta.size,
-                        modified_ms: Some(meta.last_modified.timestamp_millis()),
-                    });
+                // A prefix is first taken as a folder (`AWSLogs` lists `AWSLogs/…`); when
+                // nothing is under it, as S3 takes it: any key starting with it, found by
+                // listing its parent folder.
+                let mut files = list_s3(store.as_ref(), prefix, bucket).await?;
+                if files.is_empty() && !prefix.is_empty() {
+                    let parent = prefix.rsplit_once('/').map_or("", |(p, _)| p);
+                    files = list_s3(store.as_ref(), parent, bucket).await?;
+                    files.retain(|f| f.key.starts_with(prefix.as_str()));
                 }
                 files
             }
@@ -143,6 +141,25 @@ impl Source {
             }
         }
     }
+}
+
+async fn list_s3(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    bucket: &str,
+) -> anyhow::Result<Vec<SourceFile>> {
+    let p = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+    let mut stream = store.list(p.as_ref());
+    let mut files = Vec::new();
+    while let Some(meta) = stream.next().await {
+        let meta = meta.with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
+        files.push(SourceFile {
+            key: meta.location.to_string(),
+            size_bytes: meta.size,
+            modified_ms: Some(meta.last_modified.timestamp_millis()),
+        });
+    }
+    Ok(files)
 }
 
 fn list_local(root: &Path, single: bool) -> anyhow::Result<Vec<SourceFile>> {

@@ -133,6 +133,13 @@ async fn imports_an_awslogs_tree_from_s3() {
         .iter()
         .any(|m| m.contains("\"key\":\"AWSLogs/111122223333/vpcflowlogs/")));
 
+    // A prefix that is not a folder works as in S3: every key starting with it.
+    let data2 = tempfile::tempdir().unwrap();
+    let mut b = ImportArgs::embedded("s3://audit-logs/s3-logs/2024-01-01", data2.path());
+    b.s3_endpoint = Some(endpoint.clone());
+    let only_s3 = import(&b).await.unwrap();
+    assert_eq!(only_s3.records_stored, s3_access, "{}", only_s3.render());
+
     // Again: nothing new, nothing fetched for completed files.
     let again = import(&a).await.unwrap();
     assert_eq!(again.records_stored, 0);
