@@ -82,8 +82,6 @@ pub const BLOOM_FILTER_COLUMNS: [&str; 5] = [
 ];
 /// False-positive rate of the bloom filters.
 const BLOOM_FILTER_FPP: f64 = 0.01;
-/// Smallest bloom filter sizing, so a filter is never degenerate.
-const BLOOM_FILTER_NDV_MIN: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -161,20 +159,16 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
             SEGMENT_FORMAT_VERSION.to_string(),
         )]));
     // Bloom filters let a lookup by one of these values skip every row group that cannot
-    // hold it; readers that do not use them are unaffected (same format version). A filter
-    // is sized for its column's distinct values (the writer cannot resize one), so low
-    // cardinality columns such as `service` cost a few hundred bytes.
-    let ndv = bloom_filter_ndv(events);
-    let props = BLOOM_FILTER_COLUMNS
-        .iter()
-        .zip(ndv)
-        .fold(props, |p, (c, ndv)| {
-            let c = ColumnPath::from(*c);
-            p.set_column_bloom_filter_enabled(c.clone(), true)
-                .set_column_bloom_filter_fpp(c.clone(), BLOOM_FILTER_FPP)
-                .set_column_bloom_filter_ndv(c, ndv)
-        })
-        .build();
+    // hold it; readers that do not use them are unaffected (same format version). Each is
+    // sized for a row group of distinct values and folded down to fit once written, so low
+    // cardinality columns such as `service` cost little.
+    let props = BLOOM_FILTER_COLUMNS.iter().fold(props, |p, c| {
+        let c = ColumnPath::from(*c);
+        p.set_column_bloom_filter_enabled(c.clone(), true)
+            .set_column_bloom_filter_fpp(c.clone(), BLOOM_FILTER_FPP)
+            .set_column_bloom_filter_max_ndv(c, ROW_GROUP_ROWS_MAX as u64)
+    });
+    let props = props.build();
     let mut out = Vec::with_capacity(events.iter().map(|e| e.message.len()).sum::<usize>() / 3);
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
     for chunk in events.chunks(ROW_GROUP_ROWS_MAX) {
@@ -182,32 +176,6 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
     }
     writer.close()?;
     Ok(out)
-}
-
-/// Distinct values of each [`BLOOM_FILTER_COLUMNS`] column in the fullest row group.
-fn bloom_filter_ndv(events: &[StoredEvent]) -> [u64; 5] {
-    let mut out = [BLOOM_FILTER_NDV_MIN; 5];
-    for chunk in events.chunks(ROW_GROUP_ROWS_MAX) {
-        let mut seen: [std::collections::HashSet<&str>; 5] = Default::default();
-        for n in chunk.iter().filter_map(|e| e.normalized.as_deref()) {
-            let values = [
-                &n.action,
-                &n.actor_user_name,
-                &n.actor_access_key_id,
-                &n.source_event_id,
-                &n.service,
-            ];
-            for (set, v) in seen.iter_mut().zip(values) {
-                if let Some(v) = v {
-                    set.insert(v.as_str());
-                }
-            }
-        }
-        for (o, set) in out.iter_mut().zip(&seen) {
-            *o = (*o).max(set.len() as u64);
-        }
-    }
-    out
 }
 
 fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, SegmentError> {
