@@ -255,21 +255,25 @@ async fn run_pipeline(
     summary.files_listed = files.len() as u64;
     let mut todo = Vec::new();
     for f in files {
-        match ledger.get(&f.key) {
-            Some(done)
-                if done.size == f.size_bytes
-                    && args.group.as_ref().is_none_or(|g| *g == done.group) =>
-            {
-                summary.files_already_imported += 1;
-            }
-            Some(done) if done.size != f.size_bytes => summary.conflicts.push((
+        // Entries of this key in the destination: any group, or the one --group names.
+        let entries: Vec<&LedgerEntry> = ledger
+            .get(&f.key)
+            .into_iter()
+            .flatten()
+            .filter(|e| args.group.as_ref().is_none_or(|g| *g == e.group))
+            .collect();
+        if entries.iter().any(|e| e.size == f.size_bytes) {
+            summary.files_already_imported += 1;
+        } else if let Some(done) = entries.first() {
+            summary.conflicts.push((
                 f.key.clone(),
                 format!(
-                    "a {}-byte file was already imported under this key; this one has {} bytes (import it with --group to keep both)",
-                    done.size, f.size_bytes
+                    "a {}-byte file was already imported under this key into {}; this one has {} bytes (import it with --group to keep both)",
+                    done.size, done.group, f.size_bytes
                 ),
-            )),
-            _ => todo.push(f),
+            ));
+        } else {
+            todo.push(f);
         }
     }
     let total_bytes: u64 = todo.iter().map(|f| f.size_bytes).sum();

@@ -341,8 +341,8 @@ impl Sink {
         }
     }
 
-    /// Every ledger entry, by key.
-    pub async fn load_ledger(&self) -> anyhow::Result<HashMap<String, LedgerEntry>> {
+    /// Every ledger entry, by key (a key imported into several groups has several).
+    pub async fn load_ledger(&self) -> anyhow::Result<HashMap<String, Vec<LedgerEntry>>> {
         let messages: Vec<String> = match self {
             Sink::Embedded { vault, .. } => {
                 if vault.log_group(LEDGER_GROUP).is_err() {
@@ -398,12 +398,12 @@ impl Sink {
                 out
             }
         };
-        let mut ledger = HashMap::new();
+        let mut ledger: HashMap<String, Vec<LedgerEntry>> = HashMap::new();
         for m in messages {
             // A ledger line that does not parse is ignored: the file is then re-checked
             // against its stream's count, which is exact anyway.
             if let Ok(entry) = serde_json::from_str::<LedgerEntry>(&m) {
-                ledger.insert(entry.key.clone(), entry);
+                ledger.entry(entry.key.clone()).or_default().push(entry);
             }
         }
         Ok(ledger)

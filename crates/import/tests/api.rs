@@ -35,6 +35,7 @@ async fn imports_through_the_api_resumes_and_is_idempotent() {
         account_id: "123456789012".into(),
         region: "us-east-1".into(),
         monitor: None,
+        integrity_status: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());

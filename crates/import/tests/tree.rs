@@ -309,3 +309,53 @@ async fn a_digest_is_never_stored_even_under_format() {
     let stored = messages(data.path(), "awslogs/cloudtrail/111122223333/us-east-1").await;
     assert!(stored.iter().all(|m| !m.contains("digestStartTime")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_record_is_quarantined_with_its_hash() {
+    let src = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let big = format!("{{\"big\":\"{}\"}}", "x".repeat(300_000));
+    let body = format!("{{\"a\":1}}\n{big}\n{{\"a\":2}}\n");
+    std::fs::write(src.path().join("events.jsonl"), &body).unwrap();
+    let mut a = args(src.path(), data.path());
+    a.format = Some(trailvault_formats::Format::JsonLines);
+    let s = import(&a).await.unwrap();
+    assert_eq!(
+        (s.records_read, s.records_stored, s.records_quarantined),
+        (3, 2, 1)
+    );
+    let q = messages(data.path(), QUARANTINE_GROUP).await;
+    assert_eq!(q.len(), 1);
+    assert!(q[0].len() <= 262_144 - 26);
+    let v: serde_json::Value = serde_json::from_str(&q[0]).unwrap();
+    assert_eq!(v["line"], 2);
+    assert!(v["reason"].as_str().unwrap().contains("262144"));
+    assert_eq!(v["raw_truncated"], true);
+    assert_eq!(v["raw_bytes"], big.len());
+    use sha2::Digest;
+    assert_eq!(
+        v["raw_sha256"],
+        hex::encode(sha2::Sha256::digest(big.as_bytes()))
+    );
+    assert!(big.starts_with(v["raw"].as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_under_an_imported_key_is_a_conflict() {
+    let src = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let path = src.path().join("app.log");
+    std::fs::write(&path, "one\ntwo\n").unwrap();
+    let mut a = args(src.path(), data.path());
+    a.format = Some(trailvault_formats::Format::Plain);
+    assert_eq!(import(&a).await.unwrap().records_stored, 2);
+    std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+    let s = import(&a).await.unwrap();
+    assert_eq!(s.conflicts.len(), 1, "{}", s.render());
+    assert!(s.conflicts[0].1.contains("--group"));
+    assert_eq!(s.exit_code(true), 1);
+    assert_eq!(s.records_stored, 0);
+    // Under another group it is imported in full.
+    a.group = Some("import/plain-v2".into());
+    assert_eq!(import(&a).await.unwrap().records_stored, 3);
+}
