@@ -64,6 +64,7 @@ for i in $(seq "$runs"); do
   n=$("$venv_bin/python" -c "
 import duckdb, sys
 con = duckdb.connect()
+con.execute('SET enable_progress_bar=false')
 print(con.execute(\"SELECT count(*) FROM (SELECT unnest(Records) FROM read_json('$tree/AWSLogs/**/*.json.gz', maximum_object_size=67108864))\").fetchone()[0])
 ")
   t1=$(now)
