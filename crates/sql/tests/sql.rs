@@ -1,0 +1,387 @@
+//! SQL and lookups over a small generated vault, part sealed and part unsealed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, UInt64Type};
+use trailvault_sql::dataset::{generate, DatasetSpec, ACCOUNTS, GROUPS, GROUP_CLOUDTRAIL};
+use trailvault_sql::{LookupAttribute, SqlEngine, SqlError, SqlOptions};
+use trailvault_store::{StreamFilter, Vault, VaultConfig};
+
+const EVENTS: u64 = 3_000;
+
+async fn vault_with_tail(dir: &std::path::Path) -> Vault {
+    let vault = Vault::open(VaultConfig::new(dir)).await.unwrap();
+    let spec = DatasetSpec {
+        events: EVENTS,
+        seed: 9,
+        days: 2,
+        seal_every_events: 1_000,
+        seal_at_end: false,
+        ..DatasetSpec::default()
+    };
+    let summary = generate(&vault, &spec).await.unwrap();
+    assert_eq!(summary.events, EVENTS);
+    vault
+}
+
+fn seqs(batches: &[RecordBatch]) -> Vec<u64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<UInt64Type>().values().to_vec())
+        .collect()
+}
+
+/// Rows as text, for comparing whole answers.
+fn rows(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string()
+}
+
+const AGGREGATE: &str =
+    "SELECT log_group, source, action, outcome, count(*) AS n, sum(bytes) AS b, \
+     count(DISTINCT src_ip) AS ips, min(timestamp) AS first, max(seq) AS last \
+     FROM events GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_and_tail_answer_like_read_events_and_like_after_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    let engine = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        engine.tail_events() > 0,
+        "part of the data must be unsealed"
+    );
+    assert!(
+        engine.sealed_through_seq() > 0,
+        "part of the data must be sealed"
+    );
+    assert_eq!(engine.groups(), {
+        let mut g: Vec<String> = GROUPS.iter().map(|s| s.to_string()).collect();
+        g.sort();
+        g
+    });
+
+    // Every group table holds exactly the events read_events returns, in any state.
+    for group in GROUPS {
+        let expected: Vec<u64> = vault
+            .read_events(group, &StreamFilter::All, None, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        let mut expected = expected;
+        expected.sort();
+        let got = seqs(
+            &engine
+                .query(&format!("SELECT seq FROM \"{group}\" ORDER BY seq"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(got, expected, "{group}");
+    }
+    let total = engine.query("SELECT count(*) FROM events").await.unwrap();
+    assert_eq!(
+        total[0].column(0).as_primitive::<Int64Type>().value(0),
+        EVENTS as i64
+    );
+
+    // The unified view over the normalized columns gives the same answer once all is sealed.
+    let before = rows(&engine.query(AGGREGATE).await.unwrap());
+    vault.seal_now().await.unwrap();
+    let sealed = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sealed.tail_events(), 0);
+    assert_eq!(rows(&sealed.query(AGGREGATE).await.unwrap()), before);
+    // And the raw message is byte-exact on both sides.
+    let q = "SELECT seq, message FROM events WHERE seq % 97 = 0 ORDER BY seq";
+    assert_eq!(
+        rows(&sealed.query(q).await.unwrap()),
+        rows(&engine.query(q).await.unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_only_mode_reads_the_catalog_while_the_vault_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    let full = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    let sealed_only = SqlEngine::open_sealed(dir.path(), SqlOptions::default())
+        .await
+        .unwrap();
+    let count = |b: Vec<RecordBatch>| b[0].column(0).as_primitive::<Int64Type>().value(0);
+    let q = "SELECT count(*) FROM events";
+    let sealed_n = count(sealed_only.query(q).await.unwrap());
+    assert_eq!(
+        sealed_n as usize + full.tail_events(),
+        count(full.query(q).await.unwrap()) as usize
+    );
+    let q = format!(
+        "SELECT count(*) FROM events WHERE seq <= {}",
+        full.sealed_through_seq()
+    );
+    assert_eq!(count(full.query(&q).await.unwrap()), sealed_n);
+}
+
+/// Ground truth from the raw CloudTrail records (read_events returns sealed events without
+/// their normalized form, so the raw JSON is the independent reference).
+async fn cloudtrail_truth(vault: &Vault) -> Vec<(u64, i64, serde_json::Value)> {
+    vault
+        .read_events(GROUP_CLOUDTRAIL, &StreamFilter::All, None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.timestamp_ms,
+                serde_json::from_str(&e.message).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_return_exactly_the_matching_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    let engine = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    let truth = cloudtrail_truth(&vault).await;
+    let (_, t_min, _) = truth.iter().min_by_key(|t| t.1).unwrap().clone();
+    let (_, t_max, _) = truth.iter().max_by_key(|t| t.1).unwrap().clone();
+    let mid = t_min + (t_max - t_min) / 2;
+    let some_id = truth[truth.len() / 2].2["eventID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = truth
+        .iter()
+        .find_map(|t| {
+            (t.2["userIdentity"]["type"] == "IAMUser" && t.2["eventName"] != "ConsoleLogin").then(
+                || {
+                    t.2["userIdentity"]["accessKeyId"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                },
+            )
+        })
+        .unwrap();
+    type Matcher = Box<dyn Fn(&serde_json::Value) -> bool>;
+    let cases: Vec<(LookupAttribute, String, Matcher)> = vec![
+        (
+            LookupAttribute::EventName,
+            "ConsoleLogin".into(),
+            Box::new(|v| v["eventName"] == "ConsoleLogin"),
+        ),
+        (LookupAttribute::EventId, some_id.clone(), {
+            let id = some_id.clone();
+            Box::new(move |v| v["eventID"] == id.as_str())
+        }),
+        (LookupAttribute::AccessKeyId, key.clone(), {
+            let key = key.clone();
+            Box::new(move |v| v["userIdentity"]["accessKeyId"] == key.as_str())
+        }),
+        (
+            LookupAttribute::EventSource,
+            "kms.amazonaws.com".into(),
+            Box::new(|v| v["eventSource"] == "kms.amazonaws.com"),
+        ),
+        (
+            LookupAttribute::ResourceType,
+            "AWS::EC2::SecurityGroup".into(),
+            Box::new(|v| v["resources"][0]["type"] == "AWS::EC2::SecurityGroup"),
+        ),
+    ];
+    for (attr, value, matches) in &cases {
+        for (start, end) in [(None, None), (Some(mid), None), (Some(t_min), Some(mid))] {
+            let mut expected: Vec<(i64, u64)> = truth
+                .iter()
+                .filter(|(_, ts, v)| {
+                    matches(v) && start.is_none_or(|s| *ts >= s) && end.is_none_or(|e| *ts < e)
+                })
+                .map(|(seq, ts, _)| (*ts, *seq))
+                .collect();
+            expected.sort();
+            expected.reverse();
+            let found = engine
+                .lookup(*attr, value, start, end, 10_000)
+                .await
+                .unwrap();
+            let got: Vec<(i64, u64)> = found.iter().map(|e| (e.timestamp_ms, e.seq)).collect();
+            assert_eq!(got, expected, "{attr:?}={value} {start:?}..{end:?}");
+            if start.is_none() {
+                assert!(
+                    !expected.is_empty(),
+                    "{attr:?}={value} should match something"
+                );
+            }
+        }
+    }
+    // Newest first and capped.
+    let three = engine
+        .lookup(LookupAttribute::EventName, "ConsoleLogin", None, None, 3)
+        .await
+        .unwrap();
+    assert_eq!(three.len(), 3);
+    assert!(three
+        .windows(2)
+        .all(|w| w[0].timestamp_ms >= w[1].timestamp_ms));
+    assert!(three.iter().all(|e| e.message.contains("\"ConsoleLogin\"")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bloom_filters_prune_row_groups_of_sealed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    vault.seal_now().await.unwrap();
+    let engine = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    let truth = cloudtrail_truth(&vault).await;
+    let id = truth[7].2["eventID"].as_str().unwrap().to_string();
+    let plan = engine
+        .query(&format!(
+            "EXPLAIN ANALYZE SELECT seq FROM events WHERE source_event_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let text = rows(&plan);
+    let pruned = bloom_pruned(&text);
+    assert!(
+        pruned > 0,
+        "no row group pruned by bloom filter in:\n{text}"
+    );
+    let found = engine
+        .lookup(LookupAttribute::EventId, &id, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].seq, truth[7].0);
+}
+
+/// Row groups the bloom filters pruned, from `EXPLAIN ANALYZE` metrics.
+fn bloom_pruned(plan: &str) -> u64 {
+    let Some(at) = plan.find("row_groups_pruned_bloom_filter=") else {
+        return 0;
+    };
+    let rest = &plan[at + "row_groups_pruned_bloom_filter=".len()..];
+    // "N total → M matched" or a plain number: pruned = total - matched, else N.
+    let nums: Vec<u64> = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if rest.trim_start().split_whitespace().nth(1) == Some("total") && nums.len() == 2 {
+        nums[0] - nums[1]
+    } else {
+        nums.first().copied().unwrap_or(0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    let engine = SqlEngine::from_vault(
+        &vault,
+        SqlOptions {
+            memory_limit_bytes: 64 * 1024,
+            ..SqlOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = engine
+        .query(
+            "SELECT a.seq, b.seq FROM events a JOIN events b ON a.log_stream = b.log_stream \
+             WHERE a.message <> b.message",
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        SqlError::MemoryLimit { limit_bytes, .. } => assert_eq!(*limit_bytes, 64 * 1024),
+        other => panic!("expected a memory limit error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("memory limit"), "{err}");
+    // The engine stays usable.
+    assert!(engine.query("SELECT 1").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sql_reports_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(VaultConfig::new(dir.path())).await.unwrap();
+    let engine = SqlEngine::from_vault(&vault, SqlOptions::default())
+        .await
+        .unwrap();
+    let err = engine.query("SELECT *\nFORM events").await.unwrap_err();
+    assert_eq!(err.location(), Some((2, 1)), "{err:?}");
+    assert!(err.to_string().contains("line 2, column 1"), "{err}");
+    let err = engine.query("SELECT nope FROM events").await.unwrap_err();
+    assert!(matches!(err, SqlError::Plan(_)), "{err:?}");
+    let err = engine.query("DROP TABLE events").await.unwrap_err();
+    assert!(matches!(err, SqlError::Plan(_)), "{err:?}");
+    // An empty vault still has an (empty) events table.
+    let b = engine.query("SELECT count(*) FROM events").await.unwrap();
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dataset_is_reproducible_and_multi_account() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let va = vault_with_tail(a.path()).await;
+    let vb = vault_with_tail(b.path()).await;
+    let ea = SqlEngine::from_vault(&va, SqlOptions::default())
+        .await
+        .unwrap();
+    let eb = SqlEngine::from_vault(&vb, SqlOptions::default())
+        .await
+        .unwrap();
+    let q = "SELECT seq, log_group, log_stream, timestamp, message FROM events ORDER BY seq";
+    assert_eq!(
+        rows(&ea.query(q).await.unwrap()),
+        rows(&eb.query(q).await.unwrap())
+    );
+    let accounts = ea
+        .query("SELECT DISTINCT account FROM events ORDER BY 1")
+        .await
+        .unwrap();
+    let got: BTreeSet<String> = accounts
+        .iter()
+        .flat_map(|b| {
+            let a = b.column(0).as_string::<i32>();
+            (0..a.len())
+                .map(|i| a.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got, ACCOUNTS.iter().map(|s| s.to_string()).collect());
+    let by_source = ea
+        .query("SELECT source, count(*) FROM events GROUP BY 1 ORDER BY 1")
+        .await
+        .unwrap();
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for b in &by_source {
+        let s = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            counts.insert(s.value(i).to_string(), n.value(i));
+        }
+    }
+    assert_eq!(
+        counts.keys().cloned().collect::<Vec<_>>(),
+        ["alb", "cloudtrail", "s3-access", "vpc-flow"]
+    );
+}
