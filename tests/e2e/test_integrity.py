@@ -1,5 +1,6 @@
 """Tamper evidence with the real binary: digests written by the running vault, validated
 offline on a copy; tampering and a truncated tail are caught."""
+import json
 import shutil
 import subprocess
 import time
@@ -12,7 +13,7 @@ def validate(*args):
 
 
 def test_offline_validation_catches_tampering_and_truncation(tmp_path):
-    v = Vault(tmp_path / "vault", "--seal-age", "1s", "--digest-period", "2s").start()
+    v = Vault(tmp_path / "vault", "--seal-age", "1s", "--digest-period", "2s", "--validate-every", "2s").start()
     try:
         c = v.boto3()
         c.create_log_group(logGroupName="audit/trail")
@@ -23,6 +24,18 @@ def test_offline_validation_catches_tampering_and_truncation(tmp_path):
                              logEvents=[{"timestamp": now + i, "message": f'{{"b":{b},"i":{i}}}'} for i in range(50)])
             time.sleep(2.2)
         time.sleep(3)
+        env = v.env()
+        env["TRAILVAULT_ENDPOINT"] = v.url
+        last = None
+        for _ in range(40):
+            status = subprocess.run([binary(), "integrity-status", "--output", "json"], env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert status.returncode == 0, status.stderr
+            last = json.loads(status.stdout).get("lastValidation")
+            if last and last["digestsTotal"] > 0:
+                break
+            time.sleep(0.5)
+        assert last["valid"] is True and last["digestsTotal"] > 0, last
     finally:
         v.stop()
     data = v.data

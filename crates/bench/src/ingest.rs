@@ -167,6 +167,7 @@ async fn http(
         account_id: "000000000000".into(),
         region: "us-east-1".into(),
         monitor: None,
+        integrity_status: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

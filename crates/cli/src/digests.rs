@@ -127,3 +127,47 @@ pub fn spawn(
         }
     })
 }
+
+/// Validate the whole chain now and then, publishing the summary for the API and metrics.
+/// The first run starts shortly after start-up.
+pub fn spawn_validator(
+    vault: Vault,
+    status: std::sync::Arc<std::sync::RwLock<Option<serde_json::Value>>>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = Duration::from_secs(30).min(every);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = every;
+            let keys_dir = vault.config().data_dir.join("keys");
+            let keys = match trailvault_integrity::keys::PublicKeySet::load_dir(&keys_dir) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load public keys for validation");
+                    continue;
+                }
+            };
+            let opts = trailvault_integrity::validate::ValidateOptions {
+                group: None,
+                start_ms: None,
+                end_ms: None,
+                checkpoint: None,
+                concurrency: 0,
+                progress: false,
+                pending_grace_ms: None,
+            };
+            match trailvault_integrity::validate::validate(opts, vault.storage().object_store(), &keys).await {
+                Ok(report) => {
+                    let summary = report.summary(now_ms());
+                    if !summary.valid {
+                        tracing::error!(failures = summary.failures_total, "integrity validation found failures");
+                    }
+                    let json = serde_json::to_value(&summary).unwrap_or_default();
+                    *status.write().unwrap_or_else(|p| p.into_inner()) = Some(json);
+                }
+                Err(e) => tracing::error!(error = %e, "integrity validation could not run"),
+            }
+        }
+    })
+}

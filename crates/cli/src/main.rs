@@ -39,6 +39,8 @@ enum Command {
     Tail(trailvault_client::cli::TailArgs),
     /// Run a Logs Insights query over log groups and print the results.
     Query(trailvault_client::query_cli::QueryArgs),
+    /// The vault's last full validation of its digest chain.
+    IntegrityStatus(trailvault_client::cli::StatusArgs),
     /// Monitoring rule packs (e.g. the CIS AWS Foundations controls): list, show, install.
     Rules(trailvault_client::monitor_cli::RulesArgs),
     /// Alarms: states, history, and action targets (webhooks, commands).
@@ -77,6 +79,10 @@ pub struct ServeArgs {
     /// Digest signature algorithm: ed25519, or rsa (SHA256withRSA, as CloudTrail signs).
     #[arg(long, default_value = "ed25519")]
     pub signing_algorithm: String,
+    /// Validate the whole digest chain in the background this often (the status is served by
+    /// DescribeValidationStatus, `trailvault integrity-status` and /metrics).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub validate_every: Duration,
     /// Only accept requests signed for this region (default: any).
     #[arg(long)]
     pub region: Option<String>,
@@ -169,6 +175,7 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::Get(args) => trailvault_client::cli::run_get(args).await,
             Command::Tail(args) => trailvault_client::cli::run_tail(args).await,
             Command::Query(args) => trailvault_client::query_cli::run_query(args).await,
+            Command::IntegrityStatus(args) => trailvault_client::cli::run_integrity_status(args).await,
             Command::Rules(args) => trailvault_client::monitor_cli::run_rules(args).await,
             Command::Alarms(args) => trailvault_client::monitor_cli::run_alarms(args).await,
             Command::Validate(_)

@@ -52,6 +52,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         .await
         .with_context(|| format!("could not listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let integrity_status = Arc::new(std::sync::RwLock::new(None));
+    crate::digests::spawn_validator(vault.clone(), integrity_status.clone(), args.validate_every);
     let state = Arc::new(AppState {
         vault: vault.clone(),
         keys: Arc::new(keys),
@@ -62,6 +64,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         account_id: args.account_id.clone(),
         region: args.region.clone().unwrap_or_else(|| "us-east-1".into()),
         monitor: Some(monitor),
+        integrity_status,
     });
     let server = tokio::spawn(trailvault_server::serve(listener, state, shutdown_signal()));
     Ok(RunningVault {
@@ -192,6 +195,7 @@ pub async fn run_quickstart(args: QuickstartArgs) -> anyhow::Result<()> {
         region: None,
         account_id: "000000000000".into(),
         signing_algorithm: "ed25519".into(),
+        validate_every: std::time::Duration::from_secs(3600),
     };
     let running = start(&serve).await?;
     let endpoint = format!("http://{}", running.addr);

@@ -921,3 +921,43 @@ mod tests {
         assert!(T::try_parse_from(["t", "get", "g", "s", "--start", "yesterday"]).is_err());
     }
 }
+
+/// `trailvault integrity-status`
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// Print the vault's last full validation; exit non-zero when it found failures.
+pub async fn run_integrity_status(args: StatusArgs) -> anyhow::Result<()> {
+    let out = args
+        .connect
+        .connect()?
+        .call("DescribeValidationStatus", serde_json::json!({}))
+        .await?;
+    if matches!(args.output, OutputFormat::Json) {
+        println!("{out}");
+    } else if let Some(v) = out.get("lastValidation") {
+        println!(
+            "last validation: {}  {}",
+            format_ms(v["finishedAtMs"].as_i64().unwrap_or(0)),
+            if v["valid"].as_bool() == Some(true) { "VALID" } else { "INVALID" }
+        );
+        println!(
+            "{}/{} digest files valid, {}/{} segment files valid, {} pending",
+            v["digestsValid"], v["digestsTotal"], v["segmentsValid"], v["segmentsTotal"], v["segmentsPending"]
+        );
+        for f in v["failures"].as_array().into_iter().flatten() {
+            println!("  {}", f.as_str().unwrap_or(""));
+        }
+    } else {
+        println!("no validation has run yet");
+    }
+    if out["lastValidation"]["valid"].as_bool() == Some(false) {
+        bail!("the last validation found failures");
+    }
+    Ok(())
+}

@@ -62,6 +62,7 @@ pub async fn put_log_events(app: &AppState, req: PutLogEvents) -> Result<Value, 
             },
         )
         .await?;
+    crate::metrics::record_acknowledged(out.stored.len());
     if let Some(monitor) = &app.monitor {
         if !out.stored.is_empty() {
             // Never hold the acknowledgement for monitoring: when its queue is full, hand the

@@ -9,8 +9,10 @@
 mod error;
 mod events;
 mod groups;
+pub mod metrics;
 mod monitoring;
 mod queries;
+mod subscriptions;
 mod token;
 
 use std::net::SocketAddr;
@@ -44,6 +46,9 @@ pub struct AppState {
     pub account_id: String,
     /// Region used in ARNs when the request's scope names none.
     pub region: String,
+    /// The last full validation of the digest chain (a `ValidationSummary` as JSON), written
+    /// by the vault's periodic validator; `None` until the first one finishes.
+    pub integrity_status: Arc<std::sync::RwLock<Option<serde_json::Value>>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -52,6 +57,7 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/", any(handle))
         .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }
 
@@ -193,10 +199,27 @@ async fn dispatch(
         "DeleteAlarms" => monitoring::delete_alarms(app, parse(body)?),
         "PutActionTarget" => monitoring::put_action_target(app, parse(body)?),
         "DescribeActionTargets" => monitoring::describe_action_targets(app),
+        "PutSubscriptionFilter" => subscriptions::put_subscription_filter(app, parse(body)?).await,
+        "DescribeSubscriptionFilters" => subscriptions::describe_subscription_filters(app, parse(body)?),
+        "DeleteSubscriptionFilter" => subscriptions::delete_subscription_filter(app, parse(body)?),
+        "DescribeValidationStatus" => Ok(describe_validation_status(app)),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("operation {other} is not supported by this vault"),
         )),
+    }
+}
+
+/// trailvault extension: the last full validation of the digest chain.
+fn describe_validation_status(app: &AppState) -> serde_json::Value {
+    let status = app
+        .integrity_status
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match status {
+        Some(s) => serde_json::json!({ "status": "Complete", "lastValidation": s }),
+        None => serde_json::json!({ "status": "NotYetRun" }),
     }
 }
 

@@ -35,6 +35,7 @@ async fn harness() -> Harness {
         account_id: ACCOUNT.into(),
         region: "us-east-1".into(),
         monitor: None,
+        integrity_status: Default::default(),
     });
     Harness {
         app: router(state),

@@ -31,6 +31,7 @@ async fn harness() -> Harness {
         account_id: "123456789012".into(),
         region: "us-east-1".into(),
         monitor: None,
+        integrity_status: Default::default(),
     });
     Harness {
         app: router(state),
