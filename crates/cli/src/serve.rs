@@ -42,7 +42,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
         .with_context(|| format!("unknown signing algorithm {:?}", args.signing_algorithm))?;
     let digest_writer = crate::digests::open_writer(&vault, algorithm).await?;
     crate::digests::spawn(vault.clone(), digest_writer, args.digest_period);
-    let monitor = open_monitor(&vault)?;
+    let monitor = open_monitor(&vault, &args.account_id)?;
     let (keys, created) = FileKeyStore::open_or_create(&data)
         .with_context(|| format!("could not open the access keys in {}", data.display()))?;
     if let Some(key) = created {
@@ -110,7 +110,40 @@ impl trailvault_monitor::actions::AlarmSink for AlarmsGroupSink {
     }
 }
 
-fn open_monitor(vault: &Vault) -> anyhow::Result<Arc<trailvault_monitor::engine::MonitorEngine>> {
+/// Reads stored events back for subscription-filter catch-up (after a restart, or when a
+/// filter's queue overflowed). Called on the monitor's blocking threads, never on this runtime's
+/// workers, so blocking on the runtime is allowed.
+struct VaultEventSource {
+    vault: Vault,
+    runtime: tokio::runtime::Handle,
+}
+
+impl trailvault_monitor::subscription::EventSource for VaultEventSource {
+    fn events_after(
+        &self,
+        group: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<trailvault_model::StoredEvent>, trailvault_monitor::subscription::SourceError>
+    {
+        // The whole group is read; catch-up is rare (start-up, overflow), not per batch.
+        let mut events = self
+            .runtime
+            .block_on(self.vault.read_events(
+                group,
+                &trailvault_store::StreamFilter::All,
+                None,
+                None,
+            ))
+            .map_err(|e| trailvault_monitor::subscription::SourceError(e.to_string()))?;
+        events.retain(|e| e.seq > after_seq);
+        events.sort_unstable_by_key(|e| e.seq);
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+fn open_monitor(vault: &Vault, account_id: &str) -> anyhow::Result<Arc<trailvault_monitor::engine::MonitorEngine>> {
     match vault.create_log_group(trailvault_store::LogGroupMeta {
         name: ALARMS_GROUP.into(),
         created_ms: trailvault_store::now_ms(),
@@ -134,6 +167,11 @@ fn open_monitor(vault: &Vault) -> anyhow::Result<Arc<trailvault_monitor::engine:
         vault: vault.clone(),
         runtime: tokio::runtime::Handle::current(),
     }));
+    config.event_source = Some(Arc::new(VaultEventSource {
+        vault: vault.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    }));
+    config.account_id = account_id.to_string();
     let engine = trailvault_monitor::engine::MonitorEngine::open(config)
         .context("could not start monitoring")?;
     Ok(Arc::new(engine))

@@ -30,7 +30,8 @@
 //!   taking live batches;
 //! - batches can reach the evaluator out of `seq` order (concurrent requests); a batch below the
 //!   checkpoint is still delivered unless its range was delivered recently (the last
-//!   [`RECENT_RANGES_MAX`] ranges are remembered). Known limit: a crash in the instant between
+//!   [`RECENT_RANGES_MAX`] ranges are remembered) or it is at or below the checkpoint the
+//!   filter started from (created or restarted). Known limit: a crash in the instant between
 //!   a batch's acknowledgement and its hand-over, while a *later* batch of the same group was
 //!   already delivered, loses that batch for this filter.
 //!
@@ -295,6 +296,9 @@ struct Feed {
     stop: AtomicBool,
     /// Highest delivered seq (mirrors the stored checkpoint).
     checkpoint: AtomicU64,
+    /// The checkpoint when the feed started: everything at or below it was delivered before
+    /// or predates the filter, so a batch the evaluator hands over late is never re-sent.
+    floor: u64,
 }
 
 struct Shared {
@@ -403,6 +407,7 @@ impl Subscriptions {
             wake: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
             checkpoint: AtomicU64::new(checkpoint),
+            floor: checkpoint,
         });
         let mut feeds = self.feeds.write().unwrap_or_else(|p| p.into_inner());
         let list = feeds.entry(feed.spec.log_group_name.clone()).or_default();
@@ -629,7 +634,9 @@ async fn run_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
                 let checkpoint = feed.checkpoint.load(Ordering::SeqCst);
                 let fresh: Vec<&StoredEvent> = batch
                     .iter()
-                    .filter(|e| e.seq > checkpoint || !recent.contains(e.seq))
+                    .filter(|e| {
+                        e.seq > feed.floor && (e.seq > checkpoint || !recent.contains(e.seq))
+                    })
                     .collect();
                 let (Some(lo), Some(hi)) = (
                     batch.iter().map(|e| e.seq).min(),
