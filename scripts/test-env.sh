@@ -11,4 +11,12 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet awscli boto3 pytest duckdb 'moto[server]' cryptography >&2
   touch "$stamp"
 fi
+# Headless Chromium for the HTML report test (trailvault-report). Debian's package; only when
+# it is missing and apt-get is there (as root, or through sudo without a password).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } >&2 \
+    || echo "test-env: could not install chromium; the report browser test will skip" >&2
+fi
 echo "$venv/bin"
