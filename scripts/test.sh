@@ -17,6 +17,8 @@ echo "== cargo build"
 cargo build --workspace --quiet
 echo "== cargo test"
 cargo test --workspace --quiet
+echo "== fuzz targets (bounded)"
+scripts/fuzz.sh
 echo "== end-to-end (AWS CLI, boto3)"
 python3_bin="$venv_bin/python"
 "$python3_bin" -m pytest -q tests/e2e

@@ -610,7 +610,8 @@ fn rfc3164(
     } else {
         let ts = body
             .get(..15)
-            .filter(|_| b.get(15).is_none_or(|c| *c == b' '))
+            // ASCII only: the slicing below is by byte offset.
+            .filter(|t| t.is_ascii() && b.get(15).is_none_or(|c| *c == b' '))
             .ok_or_else(|| {
                 format!(
                     "expected a timestamp like `Mar  1 14:02:11`, found `{}`",
