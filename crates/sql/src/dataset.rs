@@ -511,13 +511,7 @@ fn s3_access_line(rng: &mut Rng, account: &str, region: &str, time_ms: i64) -> S
     let key = format!("obj-{}", rng.below(500));
     let uri = format!("{method} /{bucket}/{key} HTTP/1.1");
     let denied = rng.chance(200);
-    let status = if denied {
-        "403"
-    } else if method == "PUT" {
-        "200"
-    } else {
-        "200"
-    };
+    let status = if denied { "403" } else { "200" };
     let error = if denied { "AccessDenied" } else { "-" };
     let bytes = if denied || method != "GET" {
         "-".to_string()

@@ -275,6 +275,10 @@ fn bloom_pruned(plan: &str) -> u64 {
         return 0;
     };
     let rest = &plan[at + "row_groups_pruned_bloom_filter=".len()..];
+    eprintln!(
+        "bloom filter metric: {}",
+        rest.lines().next().unwrap_or("").get(..60).unwrap_or(rest)
+    );
     // "N total → M matched" or a plain number: pruned = total - matched, else N.
     let nums: Vec<u64> = rest
         .split(|c: char| !c.is_ascii_digit())
@@ -282,7 +286,7 @@ fn bloom_pruned(plan: &str) -> u64 {
         .take(2)
         .filter_map(|s| s.parse().ok())
         .collect();
-    if rest.trim_start().split_whitespace().nth(1) == Some("total") && nums.len() == 2 {
+    if rest.split_whitespace().nth(1) == Some("total") && nums.len() == 2 {
         nums[0] - nums[1]
     } else {
         nums.first().copied().unwrap_or(0)
