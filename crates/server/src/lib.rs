@@ -200,7 +200,9 @@ async fn dispatch(
         "PutActionTarget" => monitoring::put_action_target(app, parse(body)?),
         "DescribeActionTargets" => monitoring::describe_action_targets(app),
         "PutSubscriptionFilter" => subscriptions::put_subscription_filter(app, parse(body)?).await,
-        "DescribeSubscriptionFilters" => subscriptions::describe_subscription_filters(app, parse(body)?),
+        "DescribeSubscriptionFilters" => {
+            subscriptions::describe_subscription_filters(app, parse(body)?)
+        }
         "DeleteSubscriptionFilter" => subscriptions::delete_subscription_filter(app, parse(body)?),
         "DescribeValidationStatus" => Ok(describe_validation_status(app)),
         other => Err(ApiError::new(

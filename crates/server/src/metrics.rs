@@ -75,7 +75,10 @@ fn number(v: f64) -> String {
 pub async fn metrics(State(app): State<SharedState>) -> Response {
     match tokio::task::spawn_blocking(move || render(&app)).await {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
@@ -119,7 +122,10 @@ fn render(app: &Arc<crate::AppState>) -> String {
     );
     let _ = writeln!(out, "# TYPE trailvault_stored_bytes gauge");
     out.push_str(&bytes);
-    let _ = writeln!(out, "# HELP trailvault_segments_sealed Sealed segments per group.");
+    let _ = writeln!(
+        out,
+        "# HELP trailvault_segments_sealed Sealed segments per group."
+    );
     let _ = writeln!(out, "# TYPE trailvault_segments_sealed gauge");
     out.push_str(&segments);
     let _ = writeln!(
@@ -196,7 +202,11 @@ fn render_monitoring(out: &mut String, monitor: &trailvault_monitor::MonitorEngi
         Ok(alarms) => {
             for a in alarms {
                 let name = escape(&a.spec.alarm_name);
-                for s in [AlarmState::Ok, AlarmState::Alarm, AlarmState::InsufficientData] {
+                for s in [
+                    AlarmState::Ok,
+                    AlarmState::Alarm,
+                    AlarmState::InsufficientData,
+                ] {
                     let _ = writeln!(
                         out,
                         "trailvault_alarm_state{{alarm=\"{name}\",state=\"{}\"}} {}",

@@ -30,7 +30,10 @@ impl EventSource for VaultSource {
     ) -> Result<Vec<StoredEvent>, SourceError> {
         let mut events = self
             .runtime
-            .block_on(self.vault.read_events(group, &StreamFilter::All, None, None))
+            .block_on(
+                self.vault
+                    .read_events(group, &StreamFilter::All, None, None),
+            )
             .map_err(|e| SourceError(e.to_string()))?;
         events.retain(|e| e.seq > after_seq);
         events.sort_unstable_by_key(|e| e.seq);
@@ -175,14 +178,21 @@ async fn subscription_filters_deliver_matching_events_to_a_file() {
     h.put(&["ERROR one", "INFO fine", "ERROR two"]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while delivered(&out).len() < 2 {
-        assert!(Instant::now() < deadline, "not delivered: {:?}", delivered(&out));
+        assert!(
+            Instant::now() < deadline,
+            "not delivered: {:?}",
+            delivered(&out)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(delivered(&out), vec!["ERROR one", "ERROR two"]);
 
     let v = h
-        .ok("DescribeSubscriptionFilters", json!({"logGroupName": "app"}))
+        .ok(
+            "DescribeSubscriptionFilters",
+            json!({"logGroupName": "app"}),
+        )
         .await;
     let f = &v["subscriptionFilters"][0];
     assert_eq!(f["filterName"], "errors");
@@ -239,7 +249,10 @@ async fn subscription_filters_deliver_matching_events_to_a_file() {
         ),
     ] {
         let (s, v) = h.call("PutSubscriptionFilter", body).await;
-        assert_eq!((s, v["__type"].as_str()), (StatusCode::BAD_REQUEST, Some(code)));
+        assert_eq!(
+            (s, v["__type"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code))
+        );
     }
     h.ok(
         "DeleteSubscriptionFilter",
@@ -254,7 +267,10 @@ async fn subscription_filters_deliver_matching_events_to_a_file() {
         .await;
     assert_eq!(v["__type"], "ResourceNotFoundException");
     let v = h
-        .ok("DescribeSubscriptionFilters", json!({"logGroupName": "app"}))
+        .ok(
+            "DescribeSubscriptionFilters",
+            json!({"logGroupName": "app"}),
+        )
         .await;
     assert_eq!(v["subscriptionFilters"].as_array().unwrap().len(), 1);
     h.monitor.shutdown();
@@ -314,7 +330,10 @@ async fn metrics_are_prometheus_text() {
         "trailvault_alarm_state{alarm=\"too-many\",state=\"ALARM\"} 0".into(),
         "# TYPE trailvault_events_acknowledged_total counter".into(),
     ] {
-        assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == want),
+            "missing {want:?} in\n{text}"
+        );
     }
     // Counted process-wide (other tests in this binary add to it too).
     let acked: u64 = text
