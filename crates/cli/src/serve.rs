@@ -143,7 +143,10 @@ impl trailvault_monitor::subscription::EventSource for VaultEventSource {
     }
 }
 
-fn open_monitor(vault: &Vault, account_id: &str) -> anyhow::Result<Arc<trailvault_monitor::engine::MonitorEngine>> {
+fn open_monitor(
+    vault: &Vault,
+    account_id: &str,
+) -> anyhow::Result<Arc<trailvault_monitor::engine::MonitorEngine>> {
     match vault.create_log_group(trailvault_store::LogGroupMeta {
         name: ALARMS_GROUP.into(),
         created_ms: trailvault_store::now_ms(),
