@@ -157,11 +157,20 @@ pub fn spawn_validator(
                 progress: false,
                 pending_grace_ms: None,
             };
-            match trailvault_integrity::validate::validate(opts, vault.storage().object_store(), &keys).await {
+            match trailvault_integrity::validate::validate(
+                opts,
+                vault.storage().object_store(),
+                &keys,
+            )
+            .await
+            {
                 Ok(report) => {
                     let summary = report.summary(now_ms());
                     if !summary.valid {
-                        tracing::error!(failures = summary.failures_total, "integrity validation found failures");
+                        tracing::error!(
+                            failures = summary.failures_total,
+                            "integrity validation found failures"
+                        );
                     }
                     let json = serde_json::to_value(&summary).unwrap_or_default();
                     *status.write().unwrap_or_else(|p| p.into_inner()) = Some(json);

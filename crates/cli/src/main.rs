@@ -45,6 +45,8 @@ enum Command {
     Rules(trailvault_client::monitor_cli::RulesArgs),
     /// Alarms: states, history, and action targets (webhooks, commands).
     Alarms(trailvault_client::monitor_cli::AlarmsArgs),
+    /// Import AWS log files from a directory tree or an S3 bucket (AWS delivery layouts).
+    Import(trailvault_import::ImportArgs),
     /// Validate the digest chain, segments and Merkle roots of a vault or an offline copy.
     Validate(trailvault_integrity::cli::ValidateArgs),
     /// Emit an inclusion proof for an event, or a consistency proof between checkpoints.
@@ -175,7 +177,16 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::Get(args) => trailvault_client::cli::run_get(args).await,
             Command::Tail(args) => trailvault_client::cli::run_tail(args).await,
             Command::Query(args) => trailvault_client::query_cli::run_query(args).await,
-            Command::IntegrityStatus(args) => trailvault_client::cli::run_integrity_status(args).await,
+            Command::IntegrityStatus(args) => {
+                trailvault_client::cli::run_integrity_status(args).await
+            }
+            Command::Import(args) => {
+                let code = trailvault_import::run_import(args).await?;
+                if code != 0 {
+                    std::process::exit(code);
+                }
+                Ok(())
+            }
             Command::Rules(args) => trailvault_client::monitor_cli::run_rules(args).await,
             Command::Alarms(args) => trailvault_client::monitor_cli::run_alarms(args).await,
             Command::Validate(_)
