@@ -193,9 +193,11 @@ impl Default for AnomalyOptions {
 
 fn is_read_only_action(api: &str) -> bool {
     let action = api.rsplit(':').next().unwrap_or(api);
-    ["Get", "List", "Describe", "Head", "Lookup", "Search", "Scan", "Query"]
-        .iter()
-        .any(|p| action.starts_with(p))
+    [
+        "Get", "List", "Describe", "Head", "Lookup", "Search", "Scan", "Query",
+    ]
+    .iter()
+    .any(|p| action.starts_with(p))
 }
 
 fn api_score(api: &str) -> f64 {
@@ -242,7 +244,11 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 /// Rank what `current` holds that `baseline` never saw, per principal.
-pub fn deviations(baseline: &Profiles, current: &Profiles, opts: &AnomalyOptions) -> Vec<Deviation> {
+pub fn deviations(
+    baseline: &Profiles,
+    current: &Profiles,
+    opts: &AnomalyOptions,
+) -> Vec<Deviation> {
     let mut out = Vec::new();
     let days = opts.baseline_days;
     for (who, cur) in &current.principals {
@@ -393,20 +399,59 @@ mod tests {
         let mut base = Profiles::default();
         for d in 0..10 {
             let t = d * 86_400_000 + 9 * 3_600_000;
-            base.add(&ev("alice", "s3.amazonaws.com", "GetObject", "us-east-1", "203.0.113.5"), t);
             base.add(
-                &ev("alice", "signin.amazonaws.com", "ConsoleLogin", "us-east-1", "203.0.113.5"),
+                &ev(
+                    "alice",
+                    "s3.amazonaws.com",
+                    "GetObject",
+                    "us-east-1",
+                    "203.0.113.5",
+                ),
+                t,
+            );
+            base.add(
+                &ev(
+                    "alice",
+                    "signin.amazonaws.com",
+                    "ConsoleLogin",
+                    "us-east-1",
+                    "203.0.113.5",
+                ),
                 t,
             );
         }
         let mut cur = Profiles::default();
         let t = 20 * 86_400_000 + 3 * 3_600_000;
-        cur.add(&ev("alice", "iam.amazonaws.com", "CreateAccessKey", "us-east-1", "203.0.113.5"), t);
         cur.add(
-            &ev("alice", "signin.amazonaws.com", "ConsoleLogin", "eu-west-1", "198.51.100.7"),
+            &ev(
+                "alice",
+                "iam.amazonaws.com",
+                "CreateAccessKey",
+                "us-east-1",
+                "203.0.113.5",
+            ),
             t,
         );
-        cur.add(&ev("mallory", "s3.amazonaws.com", "ListBuckets", "us-east-1", "192.0.2.1"), t);
+        cur.add(
+            &ev(
+                "alice",
+                "signin.amazonaws.com",
+                "ConsoleLogin",
+                "eu-west-1",
+                "198.51.100.7",
+            ),
+            t,
+        );
+        cur.add(
+            &ev(
+                "mallory",
+                "s3.amazonaws.com",
+                "ListBuckets",
+                "us-east-1",
+                "192.0.2.1",
+            ),
+            t,
+        );
         let d = deviations(&base, &cur, &AnomalyOptions::default());
         let kinds: Vec<_> = d.iter().map(|d| (d.principal.as_str(), d.kind)).collect();
         assert_eq!(
@@ -427,15 +472,37 @@ mod tests {
             d[1].explanation,
             "alice called iam:CreateAccessKey for the first time (1 call); usual APIs: s3:GetObject (10), signin:ConsoleLogin (10)"
         );
-        assert!(d[4].explanation.ends_with("outside usual hours: 09 UTC"), "{}", d[4].explanation);
+        assert!(
+            d[4].explanation.ends_with("outside usual hours: 09 UTC"),
+            "{}",
+            d[4].explanation
+        );
     }
 
     #[test]
     fn thin_or_saturated_baselines_are_not_judged() {
         let mut base = Profiles::default();
-        base.add(&ev("bob", "s3.amazonaws.com", "GetObject", "us-east-1", "192.0.2.1"), 0);
+        base.add(
+            &ev(
+                "bob",
+                "s3.amazonaws.com",
+                "GetObject",
+                "us-east-1",
+                "192.0.2.1",
+            ),
+            0,
+        );
         let mut cur = Profiles::default();
-        cur.add(&ev("bob", "iam.amazonaws.com", "CreateUser", "us-east-1", "192.0.2.1"), 0);
+        cur.add(
+            &ev(
+                "bob",
+                "iam.amazonaws.com",
+                "CreateUser",
+                "us-east-1",
+                "192.0.2.1",
+            ),
+            0,
+        );
         assert!(deviations(&base, &cur, &AnomalyOptions::default()).is_empty());
         let mut c = Counts::default();
         for i in 0..DISTINCT_MAX + 5 {

@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(parse_time_arg("now", now).unwrap(), now);
         assert_eq!(parse_time_arg("1d", now).unwrap(), now - DAY_MS);
         assert_eq!(parse_time_arg("2h", now).unwrap(), now - 2 * HOUR_MS);
-        assert_eq!(parse_time_arg("2025-03-15", now).unwrap(), 1_741_996_800_000);
+        assert_eq!(
+            parse_time_arg("2025-03-15", now).unwrap(),
+            1_741_996_800_000
+        );
         assert_eq!(
             parse_time_arg("2025-03-15T10:00:00Z", now).unwrap(),
             1_742_032_800_000
@@ -96,6 +99,9 @@ mod tests {
         assert!(parse_time_arg("yesterday-ish", now).is_err());
         assert_eq!(fmt_time(now), "2025-03-15T10:00:00Z");
         assert_eq!(fmt_time(now + 5), "2025-03-15T10:00:00.005Z");
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -163,8 +163,13 @@ pub struct AlarmRow {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum AlarmsSection {
     /// No monitor database in the data directory.
-    Unavailable { why: String },
-    Listed { rows: Vec<AlarmRow>, capped: bool },
+    Unavailable {
+        why: String,
+    },
+    Listed {
+        rows: Vec<AlarmRow>,
+        capped: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -706,7 +711,14 @@ fn as_f64(items: &[(String, u64)]) -> Vec<(String, f64)> {
 }
 
 const EVENT_COLUMNS: [&str; 8] = [
-    "Time", "Principal", "Action", "Account", "Region", "Resource", "Source IP", "Outcome",
+    "Time",
+    "Principal",
+    "Action",
+    "Account",
+    "Region",
+    "Resource",
+    "Source IP",
+    "Outcome",
 ];
 
 fn event_cells(r: &EventRow) -> [&str; 8] {
@@ -728,18 +740,54 @@ struct Section {
 }
 
 const SECTIONS: [Section; 12] = [
-    Section { id: "summary", title: "Summary" },
-    Section { id: "activity", title: "Activity over time" },
-    Section { id: "principals", title: "Top principals" },
-    Section { id: "failed-logins", title: "Failed console sign-ins" },
-    Section { id: "root", title: "Root account usage" },
-    Section { id: "iam", title: "IAM changes" },
-    Section { id: "security-groups", title: "Security group changes" },
-    Section { id: "kms", title: "KMS key changes" },
-    Section { id: "alarms", title: "Alarms fired" },
-    Section { id: "integrity", title: "Integrity status" },
-    Section { id: "storage", title: "Storage per log group" },
-    Section { id: "anomalies", title: "Anomalies" },
+    Section {
+        id: "summary",
+        title: "Summary",
+    },
+    Section {
+        id: "activity",
+        title: "Activity over time",
+    },
+    Section {
+        id: "principals",
+        title: "Top principals",
+    },
+    Section {
+        id: "failed-logins",
+        title: "Failed console sign-ins",
+    },
+    Section {
+        id: "root",
+        title: "Root account usage",
+    },
+    Section {
+        id: "iam",
+        title: "IAM changes",
+    },
+    Section {
+        id: "security-groups",
+        title: "Security group changes",
+    },
+    Section {
+        id: "kms",
+        title: "KMS key changes",
+    },
+    Section {
+        id: "alarms",
+        title: "Alarms fired",
+    },
+    Section {
+        id: "integrity",
+        title: "Integrity status",
+    },
+    Section {
+        id: "storage",
+        title: "Storage per log group",
+    },
+    Section {
+        id: "anomalies",
+        title: "Anomalies",
+    },
 ];
 
 fn integrity_lines(d: &ReportData) -> (bool, Vec<String>) {
@@ -884,7 +932,11 @@ pub fn render_html(d: &ReportData) -> String {
         let _ = write!(o, "<p class=\"note\">Note: {}</p>", escape(n));
     }
     let h2 = |o: &mut String, i: usize| {
-        let _ = write!(o, "<h2 id=\"{}\">{}</h2>", SECTIONS[i].id, SECTIONS[i].title);
+        let _ = write!(
+            o,
+            "<h2 id=\"{}\">{}</h2>",
+            SECTIONS[i].id, SECTIONS[i].title
+        );
     };
 
     h2(&mut o, 0);
@@ -941,7 +993,12 @@ pub fn render_html(d: &ReportData) -> String {
                 ]
             })
             .collect();
-        html_table(&mut o, &["Principal", "Events", "Failures", "Most used API"], &rows, &[1, 2]);
+        html_table(
+            &mut o,
+            &["Principal", "Events", "Failures", "Most used API"],
+            &rows,
+            &[1, 2],
+        );
     }
 
     h2(&mut o, 3);
@@ -964,7 +1021,11 @@ pub fn render_html(d: &ReportData) -> String {
     h2(&mut o, 5);
     html_events(&mut o, &d.iam_changes, "No IAM change.");
     h2(&mut o, 6);
-    html_events(&mut o, &d.security_group_changes, "No security group change.");
+    html_events(
+        &mut o,
+        &d.security_group_changes,
+        "No security group change.",
+    );
     h2(&mut o, 7);
     html_events(&mut o, &d.kms_changes, "No KMS key change.");
 
@@ -979,7 +1040,14 @@ pub fn render_html(d: &ReportData) -> String {
     } else {
         let rows: Vec<Vec<String>> = alarms
             .iter()
-            .map(|a| vec![a.time.clone(), a.alarm.clone(), a.change.clone(), a.reason.clone()])
+            .map(|a| {
+                vec![
+                    a.time.clone(),
+                    a.alarm.clone(),
+                    a.change.clone(),
+                    a.reason.clone(),
+                ]
+            })
             .collect();
         html_table(&mut o, &["Time", "Alarm", "Change", "Reason"], &rows, &[]);
         if let Some(n) = alarm_note {
@@ -1058,7 +1126,12 @@ pub fn render_html(d: &ReportData) -> String {
                 ]
             })
             .collect();
-        html_table(&mut o, &["#", "Score", "Kind", "What changed"], &rows, &[0, 1]);
+        html_table(
+            &mut o,
+            &["#", "Score", "Kind", "What changed"],
+            &rows,
+            &[0, 1],
+        );
         if a.deviations_total > a.deviations.len() {
             let _ = write!(
                 o,
@@ -1100,7 +1173,12 @@ fn md_events(out: &mut String, list: &RowList, empty: &str) {
         .collect();
     md_table(out, &EVENT_COLUMNS, &rows);
     if list.total > list.rows.len() as u64 {
-        let _ = writeln!(out, "Showing the first {} of {}.\n", list.rows.len(), list.total);
+        let _ = writeln!(
+            out,
+            "Showing the first {} of {}.\n",
+            list.rows.len(),
+            list.total
+        );
     }
 }
 
@@ -1161,13 +1239,25 @@ pub fn render_markdown(d: &ReportData) -> String {
                 ]
             })
             .collect();
-        md_table(&mut o, &["Principal", "Events", "Failures", "Most used API"], &rows);
+        md_table(
+            &mut o,
+            &["Principal", "Events", "Failures", "Most used API"],
+            &rows,
+        );
     }
 
     h2(&mut o, 3);
     if d.failed_logins.total > 0 {
-        md_table(&mut o, &["Source IP", "Failed sign-ins"], &counts_rows(&d.failed_logins_by_ip));
-        md_table(&mut o, &["User", "Failed sign-ins"], &counts_rows(&d.failed_logins_by_user));
+        md_table(
+            &mut o,
+            &["Source IP", "Failed sign-ins"],
+            &counts_rows(&d.failed_logins_by_ip),
+        );
+        md_table(
+            &mut o,
+            &["User", "Failed sign-ins"],
+            &counts_rows(&d.failed_logins_by_user),
+        );
     }
     md_events(&mut o, &d.failed_logins, "No failed console sign-in.");
     h2(&mut o, 4);
@@ -1175,18 +1265,33 @@ pub fn render_markdown(d: &ReportData) -> String {
     h2(&mut o, 5);
     md_events(&mut o, &d.iam_changes, "No IAM change.");
     h2(&mut o, 6);
-    md_events(&mut o, &d.security_group_changes, "No security group change.");
+    md_events(
+        &mut o,
+        &d.security_group_changes,
+        "No security group change.",
+    );
     h2(&mut o, 7);
     md_events(&mut o, &d.kms_changes, "No KMS key change.");
 
     h2(&mut o, 8);
     let (alarms, alarm_note) = alarm_rows(d);
     if alarms.is_empty() {
-        let _ = writeln!(o, "{}\n", alarm_note.as_deref().unwrap_or("No alarm fired."));
+        let _ = writeln!(
+            o,
+            "{}\n",
+            alarm_note.as_deref().unwrap_or("No alarm fired.")
+        );
     } else {
         let rows: Vec<Vec<String>> = alarms
             .iter()
-            .map(|a| vec![a.time.clone(), a.alarm.clone(), a.change.clone(), a.reason.clone()])
+            .map(|a| {
+                vec![
+                    a.time.clone(),
+                    a.alarm.clone(),
+                    a.change.clone(),
+                    a.reason.clone(),
+                ]
+            })
             .collect();
         md_table(&mut o, &["Time", "Alarm", "Change", "Reason"], &rows);
         if let Some(n) = alarm_note {
@@ -1208,7 +1313,13 @@ pub fn render_markdown(d: &ReportData) -> String {
     let rows: Vec<Vec<String>> = d
         .storage
         .iter()
-        .map(|s| vec![s.group.clone(), s.segments.to_string(), human_bytes(s.bytes)])
+        .map(|s| {
+            vec![
+                s.group.clone(),
+                s.segments.to_string(),
+                human_bytes(s.bytes),
+            ]
+        })
         .collect();
     md_table(&mut o, &["Log group", "Segments", "Stored"], &rows);
 
@@ -1276,8 +1387,9 @@ pub async fn run_report(args: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Md => render_markdown(&data),
     };
     match &args.out {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(())

@@ -336,14 +336,11 @@ fn segment_file_of(
     let value = |i: usize, k: &str| parts[i].strip_prefix(k)?.strip_prefix('=');
     let group = layout::decode_group(value(0, "group")?);
     let num = |i: usize, k: &str| value(i, k)?.parse::<u32>().ok();
-    let hour = chrono::NaiveDate::from_ymd_opt(
-        num(1, "year")? as i32,
-        num(2, "month")?,
-        num(3, "day")?,
-    )?
-    .and_hms_opt(num(4, "hour")?, 0, 0)?
-    .and_utc()
-    .timestamp_millis();
+    let hour =
+        chrono::NaiveDate::from_ymd_opt(num(1, "year")? as i32, num(2, "month")?, num(3, "day")?)?
+            .and_hms_opt(num(4, "hour")?, 0, 0)?
+            .and_utc()
+            .timestamp_millis();
     Some(SegmentFile {
         group,
         key: format!("{}/{}/{name}", layout::SEGMENTS_PREFIX, parts.join("/")),
@@ -373,7 +370,9 @@ mod tests {
         assert_eq!(f.group, "aws/cloudtrail");
         assert_eq!(f.oldest_ms, 1_742_029_200_000);
         assert_eq!(f.newest_ms - f.oldest_ms, 3_599_999);
-        assert!(f.key.starts_with("segments/group=aws%2Fcloudtrail/year=2025/"));
+        assert!(f
+            .key
+            .starts_with("segments/group=aws%2Fcloudtrail/year=2025/"));
         let bad: Vec<String> = parts
             .iter()
             .map(|p| p.replace("month=03", "month=13"))

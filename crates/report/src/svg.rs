@@ -154,7 +154,12 @@ pub fn stacked_series(
     let height = top + plot_h + 56.0;
     let n = bins_ms.len();
     let totals: Vec<f64> = (0..n)
-        .map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0.0)).sum())
+        .map(|i| {
+            series
+                .iter()
+                .map(|(_, v)| v.get(i).copied().unwrap_or(0.0))
+                .sum()
+        })
         .collect();
     let max = totals.iter().copied().fold(0.0, f64::max);
     let (axis_top, tick_values) = ticks(max);

@@ -216,7 +216,13 @@ pub fn render_table(t: &Timeline) -> String {
         let _ = writeln!(out, "note: {note}");
     }
     let header = [
-        "TIME", "SOURCE", "ACCOUNT/REGION", "ACTION", "RESOURCE", "OUTCOME", "GROUP/STREAM",
+        "TIME",
+        "SOURCE",
+        "ACCOUNT/REGION",
+        "ACTION",
+        "RESOURCE",
+        "OUTCOME",
+        "GROUP/STREAM",
         "EVENT ID",
     ];
     let rows: Vec<[String; 8]> = t
