@@ -374,3 +374,73 @@ async fn html_report_renders_its_charts_in_chromium() {
         std::fs::copy(&png, &keep).unwrap();
     }
 }
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    Timeline(trailvault_report::TimelineArgs),
+    Report(trailvault_report::ReportArgs),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_entry_points() {
+    use clap::Parser;
+    let dir = seeded().await;
+    let data = dir.path().to_str().unwrap();
+    assert!(Cli::try_parse_from(["t", "timeline", "--data", data]).is_err());
+    assert!(Cli::try_parse_from(["t", "timeline", "--actor", "a", "--ip", "1.2.3.4"]).is_err());
+    let Sub::Timeline(args) = Cli::try_parse_from([
+        "t",
+        "timeline",
+        "--ip",
+        ATTACKER_IP,
+        "--from",
+        "2025-03-15",
+        "--to",
+        "2025-03-16",
+        "--data",
+        data,
+        "--output",
+        "json",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("not a timeline");
+    };
+    trailvault_report::run_timeline(args).await.unwrap();
+    let out = dir.path().join("report.md");
+    let Sub::Report(args) = Cli::try_parse_from([
+        "t",
+        "report",
+        "--from",
+        "2025-03-15",
+        "--to",
+        "2025-03-16",
+        "--format",
+        "md",
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+        "--baseline-days",
+        "7",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("not a report");
+    };
+    trailvault_report::run_report(args).await.unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        md.contains("Baseline 2025-03-08T00:00:00Z to 2025-03-15T00:00:00Z"),
+        "{md}"
+    );
+    assert!(md.contains("## Storage per log group"));
+}
