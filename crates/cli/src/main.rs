@@ -45,6 +45,10 @@ enum Command {
     Rules(trailvault_client::monitor_cli::RulesArgs),
     /// Alarms: states, history, and action targets (webhooks, commands).
     Alarms(trailvault_client::monitor_cli::AlarmsArgs),
+    /// Everything one principal, access key or address did, across every source, in time order.
+    Timeline(trailvault_report::TimelineArgs),
+    /// A management report (HTML with charts, or Markdown) over a period.
+    Report(trailvault_report::ReportArgs),
     /// Import AWS log files from a directory tree or an S3 bucket (AWS delivery layouts).
     Import(trailvault_import::ImportArgs),
     /// Validate the digest chain, segments and Merkle roots of a vault or an offline copy.
@@ -180,6 +184,8 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::IntegrityStatus(args) => {
                 trailvault_client::cli::run_integrity_status(args).await
             }
+            Command::Timeline(args) => trailvault_report::run_timeline(args).await,
+            Command::Report(args) => trailvault_report::run_report(args).await,
             Command::Import(args) => {
                 let code = trailvault_import::run_import(args).await?;
                 if code != 0 {

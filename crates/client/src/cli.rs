@@ -944,11 +944,19 @@ pub async fn run_integrity_status(args: StatusArgs) -> anyhow::Result<()> {
         println!(
             "last validation: {}  {}",
             format_ms(v["finishedAtMs"].as_i64().unwrap_or(0)),
-            if v["valid"].as_bool() == Some(true) { "VALID" } else { "INVALID" }
+            if v["valid"].as_bool() == Some(true) {
+                "VALID"
+            } else {
+                "INVALID"
+            }
         );
         println!(
             "{}/{} digest files valid, {}/{} segment files valid, {} pending",
-            v["digestsValid"], v["digestsTotal"], v["segmentsValid"], v["segmentsTotal"], v["segmentsPending"]
+            v["digestsValid"],
+            v["digestsTotal"],
+            v["segmentsValid"],
+            v["segmentsTotal"],
+            v["segmentsPending"]
         );
         for f in v["failures"].as_array().into_iter().flatten() {
             println!("  {}", f.as_str().unwrap_or(""));

@@ -191,6 +191,10 @@ pub struct GroupOnly {
 
 pub fn delete_log_group(app: &AppState, req: GroupOnly) -> Result<Value, ApiError> {
     app.vault.delete_log_group(&req.log_group_name)?;
+    // Only an empty group can be deleted; its metric and subscription filters go with it.
+    if let Some(monitor) = &app.monitor {
+        monitor.delete_group(&req.log_group_name)?;
+    }
     Ok(json!({}))
 }
 
