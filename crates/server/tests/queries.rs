@@ -1,15 +1,14 @@
 //! Logs Insights through the API: StartQuery, GetQueryResults, StopQuery, DescribeQueries,
 //! driven through the router with `oneshot` and signed requests.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+mod common;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use std::time::Duration;
+
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-use trailvault_auth::{AccessKey, Credentials, MemoryKeyStore, SigningParams, VerifyConfig};
-use trailvault_server::{router, AppState};
+use trailvault_auth::Credentials;
+use trailvault_server::router;
 use trailvault_store::{now_ms, Vault, VaultConfig};
 
 const ACCOUNT: &str = "123456789012";
@@ -24,21 +23,9 @@ struct Harness {
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::open(VaultConfig::new(dir.path())).await.unwrap();
-    let key = AccessKey::generate("admin").unwrap();
-    let creds = Credentials::new(&key.id, &key.secret);
-    let keys = MemoryKeyStore::default();
-    keys.insert(key);
-    let state = Arc::new(AppState {
-        vault: vault.clone(),
-        keys: Arc::new(keys),
-        verify: VerifyConfig::default(),
-        account_id: ACCOUNT.into(),
-        region: "us-east-1".into(),
-        monitor: None,
-        integrity_status: Default::default(),
-    });
+    let (keys, creds) = common::admin_keys();
     Harness {
-        app: router(state),
+        app: router(common::state(vault.clone(), keys, ACCOUNT, None)),
         vault,
         creds,
         _dir: dir,
@@ -63,36 +50,7 @@ fn cloudtrail(name: &str, user: &str, ip: &str, failed: bool) -> String {
 
 impl Harness {
     async fn call(&self, action: &str, body: Value) -> (StatusCode, Value) {
-        let body = body.to_string().into_bytes();
-        let url = url::Url::parse("http://vault.test/").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&format!("Logs_20140328.{action}")).unwrap(),
-        );
-        let params = SigningParams {
-            credentials: &self.creds,
-            region: "us-east-1",
-            service: "logs",
-            time: SystemTime::now(),
-        };
-        let added = trailvault_auth::sign("POST", &url, &headers, &body, &params).unwrap();
-        headers.extend(added);
-        let mut req = Request::post("/").body(Body::from(body)).unwrap();
-        *req.headers_mut() = headers;
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call(&self.app, Some(&self.creds), action, &body).await
     }
 
     async fn ok(&self, action: &str, body: Value) -> Value {

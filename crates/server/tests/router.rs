@@ -1,14 +1,11 @@
 //! The router with `oneshot`: signing, dispatch and the AWS error shape, without a socket.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+mod common;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-use trailvault_auth::{AccessKey, Credentials, MemoryKeyStore, SigningParams, VerifyConfig};
-use trailvault_server::{router, AppState};
+use trailvault_auth::Credentials;
+use trailvault_server::router;
 use trailvault_store::{Vault, VaultConfig};
 
 struct Harness {
@@ -20,21 +17,9 @@ struct Harness {
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::open(VaultConfig::new(dir.path())).await.unwrap();
-    let key = AccessKey::generate("admin").unwrap();
-    let creds = Credentials::new(&key.id, &key.secret);
-    let keys = MemoryKeyStore::default();
-    keys.insert(key);
-    let state = Arc::new(AppState {
-        vault,
-        keys: Arc::new(keys),
-        verify: VerifyConfig::default(),
-        account_id: "123456789012".into(),
-        region: "us-east-1".into(),
-        monitor: None,
-        integrity_status: Default::default(),
-    });
+    let (keys, creds) = common::admin_keys();
     Harness {
-        app: router(state),
+        app: router(common::state(vault, keys, "123456789012", None)),
         creds,
         _dir: dir,
     }
@@ -47,39 +32,7 @@ impl Harness {
         body: Value,
         sign_with: Option<&Credentials>,
     ) -> (StatusCode, Value) {
-        let body = body.to_string().into_bytes();
-        let url = url::Url::parse("http://vault.test/").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&format!("Logs_20140328.{action}")).unwrap(),
-        );
-        if let Some(creds) = sign_with {
-            let params = SigningParams {
-                credentials: creds,
-                region: "eu-west-1",
-                service: "logs",
-                time: SystemTime::now(),
-            };
-            let added = trailvault_auth::sign("POST", &url, &headers, &body, &params).unwrap();
-            headers.extend(added);
-        }
-        let mut req = Request::post("/").body(Body::from(body)).unwrap();
-        *req.headers_mut() = headers;
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        assert!(resp.headers().contains_key("x-amzn-requestid"));
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call(&self.app, sign_with, action, &body).await
     }
 }
 

@@ -1,18 +1,20 @@
 //! Subscription filters and `/metrics` through the router with `oneshot`: the API shapes and
 //! errors, delivery of matching events only to a file destination, and the Prometheus text.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use trailvault_auth::{AccessKey, Credentials, MemoryKeyStore, SigningParams, VerifyConfig};
+use trailvault_auth::Credentials;
 use trailvault_model::StoredEvent;
 use trailvault_monitor::subscription::{EventSource, SourceError};
 use trailvault_monitor::{EngineConfig, MonitorEngine};
-use trailvault_server::{router, AppState};
+use trailvault_server::router;
 use trailvault_store::{StreamFilter, Vault, VaultConfig};
 
 /// The same adapter the binary uses: stored events read back through the server's runtime.
@@ -55,10 +57,7 @@ async fn harness() -> Harness {
     let vault = Vault::open(VaultConfig::new(dir.path().join("vault")))
         .await
         .unwrap();
-    let key = AccessKey::generate("admin").unwrap();
-    let creds = Credentials::new(&key.id, &key.secret);
-    let keys = MemoryKeyStore::default();
-    keys.insert(key);
+    let (keys, creds) = common::admin_keys();
     let mut config = EngineConfig::new(dir.path().join("monitor.db"));
     config.account_id = "123456789012".into();
     config.event_source = Some(Arc::new(VaultSource {
@@ -66,15 +65,7 @@ async fn harness() -> Harness {
         runtime: tokio::runtime::Handle::current(),
     }));
     let monitor = Arc::new(MonitorEngine::open(config).unwrap());
-    let state = Arc::new(AppState {
-        vault: vault.clone(),
-        keys: Arc::new(keys),
-        verify: VerifyConfig::default(),
-        account_id: "123456789012".into(),
-        region: "us-east-1".into(),
-        monitor: Some(monitor.clone()),
-        integrity_status: Default::default(),
-    });
+    let state = common::state(vault.clone(), keys, "123456789012", Some(monitor.clone()));
     Harness {
         app: router(state),
         creds,
@@ -86,36 +77,7 @@ async fn harness() -> Harness {
 
 impl Harness {
     async fn call(&self, action: &str, body: Value) -> (StatusCode, Value) {
-        let body = body.to_string().into_bytes();
-        let url = url::Url::parse("http://vault.test/").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        headers.insert(
-            "x-amz-target",
-            HeaderValue::from_str(&format!("Logs_20140328.{action}")).unwrap(),
-        );
-        let params = SigningParams {
-            credentials: &self.creds,
-            region: "us-east-1",
-            service: "logs",
-            time: SystemTime::now(),
-        };
-        let added = trailvault_auth::sign("POST", &url, &headers, &body, &params).unwrap();
-        headers.extend(added);
-        let mut req = Request::post("/").body(Body::from(body)).unwrap();
-        *req.headers_mut() = headers;
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::call(&self.app, Some(&self.creds), action, &body).await
     }
 
     async fn ok(&self, action: &str, body: Value) -> Value {
