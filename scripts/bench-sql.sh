@@ -12,8 +12,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${BENCH_DIR:-${TMPDIR:-/tmp}/trailvault-bench-sql}
 vault="$dir/vault-$events"
 out="$dir/out-$events"
+mkdir -p "$dir"
 venv_bin=$("$here/scripts/test-env.sh")
 
+"$venv_bin/python" -c "import pytz" 2>/dev/null || "$venv_bin/pip" install --quiet pytz >&2  # DuckDB returns TIMESTAMPTZ values through pytz
 cd "$here"
 cargo build --release -q -p trailvault-sql --bin gen-dataset --example security_queries
 target_dir=$(cargo metadata --format-version 1 --no-deps | "$venv_bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -56,9 +58,9 @@ lookups = []
 for lk in json.load(open(f"{out}/lookups.json")):
     where = [f"{columns[lk['attribute']]} = '{lk['value']}'"]
     if lk["start_ms"] is not None:
-        where.append(f"timestamp >= make_timestamp({lk['start_ms']} * 1000)")
+        where.append(f"timestamp >= to_timestamp({lk['start_ms']} / 1000.0)")
     if lk["end_ms"] is not None:
-        where.append(f"timestamp < make_timestamp({lk['end_ms']} * 1000)")
+        where.append(f"timestamp < to_timestamp({lk['end_ms']} / 1000.0)")
     sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY timestamp DESC, seq DESC LIMIT 50"
     times, n = [], 0
     for _ in range(runs):
