@@ -49,6 +49,12 @@ enum Command {
     Timeline(trailvault_report::TimelineArgs),
     /// A management report (HTML with charts, or Markdown) over a period.
     Report(trailvault_report::ReportArgs),
+    /// Run SQL over a data directory (tables: events, and one per log group).
+    #[cfg(feature = "sql")]
+    Sql(trailvault_sql::SqlArgs),
+    /// Look events up by a LookupEvents attribute (EventName, Username, AccessKeyId, ...).
+    #[cfg(feature = "sql")]
+    Lookup(trailvault_sql::LookupArgs),
     /// Import AWS log files from a directory tree or an S3 bucket (AWS delivery layouts).
     Import(trailvault_import::ImportArgs),
     /// Validate the digest chain, segments and Merkle roots of a vault or an offline copy.
@@ -184,6 +190,10 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             Command::IntegrityStatus(args) => {
                 trailvault_client::cli::run_integrity_status(args).await
             }
+            #[cfg(feature = "sql")]
+            Command::Sql(args) => trailvault_sql::run_sql(args).await,
+            #[cfg(feature = "sql")]
+            Command::Lookup(args) => trailvault_sql::run_lookup(args).await,
             Command::Timeline(args) => trailvault_report::run_timeline(args).await,
             Command::Report(args) => trailvault_report::run_report(args).await,
             Command::Import(args) => {
