@@ -55,7 +55,6 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(m) => ApiError::new("ResourceAlreadyExistsException", m),
             StoreError::InvalidParameter(m) => ApiError::invalid(m),
             StoreError::Refused(m) => ApiError::new("ValidationException", m),
-            StoreError::LimitExceeded(m) => ApiError::new("LimitExceededException", m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "vault unavailable");
                 ApiError::new(

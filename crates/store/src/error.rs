@@ -15,9 +15,6 @@ pub enum StoreError {
     /// The vault refuses on principle, e.g. deleting evidence (ValidationException).
     #[error("{0}")]
     Refused(String),
-    /// A per-resource quota is exhausted (LimitExceededException).
-    #[error("{0}")]
-    LimitExceeded(String),
     /// Data on disk is not what was written: stop loudly, never repair silently.
     #[error("corrupt {file}: at offset {offset}: {what}")]
     Corrupt {

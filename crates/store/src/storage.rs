@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -61,12 +60,6 @@ impl Storage {
         self.put_with(key, bytes, PutMode::Create).await
     }
 
-    /// Write an object, replacing whatever is there (only for objects that are not yet
-    /// committed anywhere, e.g. a segment being re-sealed after an interrupted seal).
-    pub async fn put_replace(&self, key: &str, bytes: Bytes) -> Result<()> {
-        self.put_with(key, bytes, PutMode::Overwrite).await
-    }
-
     async fn put_with(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<()> {
         let path = Self::path(key)?;
         let opts = PutOptions {
@@ -97,19 +90,6 @@ impl Storage {
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Every key under `prefix`, sorted.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let prefix = Self::path(prefix)?;
-        let mut keys: Vec<String> = self
-            .inner
-            .list(Some(&prefix))
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await?;
-        keys.sort();
-        Ok(keys)
     }
 
     /// Move an object that was never committed out of the way (recovery of an interrupted
