@@ -485,7 +485,8 @@ fn detect_other_text(text: &str) -> Option<Format> {
     let csv_fields = text.split(',').count();
     if csv_fields >= 9 {
         let b = first_csv.as_bytes();
-        let dated = b.len() == 17 && all_digits(&first_csv[..8], 8..=8) && b[8] == b' ';
+        // Bytes, not str slices: a multi-byte character may straddle byte 8.
+        let dated = b.len() == 17 && b[..8].iter().all(u8::is_ascii_digit) && b[8] == b' ';
         let epoch_us = all_digits(first_csv, 16..=16);
         if dated || epoch_us {
             return Some(Format::RdsMysqlAudit);
@@ -500,6 +501,13 @@ fn detect_other_text(text: &str) -> Option<Format> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multibyte_character_at_a_slice_offset_is_not_a_panic() {
+        // Found by the `detect` fuzz target: 17-byte first field with U+FFFD across byte 8.
+        let head = "\u{1}\0\0~ U\u{FFFD}/\u{F}\0\u{7F}\u{8}\u{FFFD},,,,,,,,\0\0\0,,,,,,,,,,,,,,";
+        assert_eq!(detect("", head.as_bytes()), None);
+    }
 
     #[test]
     fn keys() {
