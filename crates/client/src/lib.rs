@@ -6,6 +6,7 @@
 //! - [`time_arg`]: time (`10m`, RFC 3339, epoch ms) and duration arguments.
 //! - [`cli`]: `groups`, `put`, `get`, `tail`: clap `Args` structs and `run_*` functions.
 //! - [`query_cli`]: `query`: Logs Insights through StartQuery / GetQueryResults.
+//! - [`forward`]: [`forward::VaultForwarder`], how subscription filters write to another vault.
 //!
 //! The client knows nothing of the vault's internals: it speaks only the public API, so it
 //! works against CloudWatch Logs itself as well.
@@ -13,6 +14,7 @@
 pub mod batch;
 pub mod cli;
 pub mod client;
+pub mod forward;
 pub mod monitor_cli;
 pub mod query_cli;
 pub mod time_arg;

@@ -41,6 +41,10 @@ pub struct InstallArgs {
     /// so also right after installation). Repeatable.
     #[arg(long = "ok-action")]
     pub ok_actions: Vec<String>,
+    /// Alarm period in seconds instead of the pack's (10, 20, 30 or a multiple of 60): the
+    /// alarms look at N + 2 periods, so a shorter period also returns them to OK sooner.
+    #[arg(long)]
+    pub period: Option<u32>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -102,6 +106,9 @@ async fn install(a: InstallArgs) -> anyhow::Result<()> {
     for mut alarm in p.alarms(&a.group) {
         alarm.alarm_actions.extend(a.actions.iter().cloned());
         alarm.ok_actions.extend(a.ok_actions.iter().cloned());
+        if let Some(period) = a.period {
+            alarm.period = period;
+        }
         let name = alarm.alarm_name.clone();
         client
             .call("PutMetricAlarm", serde_json::to_value(&alarm)?)
@@ -178,6 +185,11 @@ pub enum AlarmsCommand {
     Webhook(WebhookArgs),
     /// Define a command action target (run with the alarm's context in its environment).
     Command(CommandArgs),
+    /// Define another trailvault as a subscription-filter destination
+    /// (arn:trailvault:vault:NAME): matching events are written there with PutLogEvents,
+    /// signed with the given access key. The secret is stored in this vault's monitor
+    /// database and never shown again (DescribeActionTargets redacts it).
+    Vault(VaultTargetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +219,34 @@ pub struct WebhookArgs {
     /// Shared secret for the X-Trailvault-Signature header.
     #[arg(long, env = "TRAILVAULT_WEBHOOK_SECRET")]
     pub secret: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VaultTargetArgs {
+    pub name: String,
+    /// The other vault's endpoint, e.g. http://central:4740.
+    pub endpoint: String,
+    /// Log group there (created on first delivery when missing).
+    #[arg(long)]
+    pub group: String,
+    /// Log stream there (created on first delivery when missing).
+    #[arg(long)]
+    pub stream: String,
+    /// Access key id of an identity allowed to write to the other vault.
+    #[arg(long, env = "TRAILVAULT_DESTINATION_ACCESS_KEY_ID")]
+    pub access_key_id: String,
+    /// Its secret (prefer the environment variable to keep it out of shell history).
+    #[arg(
+        long,
+        env = "TRAILVAULT_DESTINATION_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub secret_access_key: String,
+    /// Region to sign for.
+    #[arg(long, default_value = "us-east-1")]
+    pub destination_region: String,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -318,6 +358,30 @@ pub async fn run_alarms(args: AlarmsArgs) -> anyhow::Result<()> {
                 .call(
                     "PutActionTarget",
                     json!({ "name": a.name, "type": "webhook", "url": a.url, "secret": a.secret }),
+                )
+                .await?;
+            println!("{}", out["arn"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        AlarmsCommand::Vault(a) => {
+            if !a.endpoint.starts_with("http://") {
+                bail!("vault endpoints must be http:// (put a TLS proxy in front for https)");
+            }
+            let out = a
+                .connect
+                .connect()?
+                .call(
+                    "PutActionTarget",
+                    json!({
+                        "name": a.name,
+                        "type": "vault",
+                        "endpoint": a.endpoint,
+                        "region": a.destination_region,
+                        "accessKeyId": a.access_key_id,
+                        "secretAccessKey": a.secret_access_key,
+                        "logGroupName": a.group,
+                        "logStreamName": a.stream,
+                    }),
                 )
                 .await?;
             println!("{}", out["arn"].as_str().unwrap_or(""));

@@ -2,7 +2,9 @@
 //! group (through [`AlarmSink`], implemented by the store).
 //!
 //! Targets are configured by name (PutActionTarget) and addressed from alarms as
-//! `arn:trailvault:webhook:NAME` / `arn:trailvault:command:NAME`.
+//! `arn:trailvault:webhook:NAME` / `arn:trailvault:command:NAME`. A third kind,
+//! `arn:trailvault:vault:NAME` (another trailvault and the access key to write to it with), is
+//! a subscription-filter destination only (see [`crate::remote`]); alarms refuse it.
 //!
 //! Webhooks: `POST` with a JSON body ([`notification_body`]) and the header
 //! `X-Trailvault-Signature: sha256=<hex HMAC-SHA256(secret, body)>`; a non-2xx answer or a
@@ -19,7 +21,10 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::alarm::{alarm_arn, parse_action_arn, Transition};
+use trailvault_model::limits::NAME_LEN_MAX;
+
+use crate::alarm::{alarm_arn, valid_target_name, Transition};
+use crate::remote::RemoteVaultTarget;
 use crate::store::{MonitorDb, StoreError};
 
 /// Most webhook attempts per transition that a target may ask for.
@@ -33,6 +38,9 @@ pub const COMMAND_TIMEOUT_MS_MAX: u64 = 300_000;
 const COMMAND_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 const COMMAND_ARGS_MAX: usize = 64;
 const KV_PREFIX: &str = "action-target/";
+const REDACTED: &str = "********";
+/// The region a `vault` target signs for when it names none.
+pub const VAULT_REGION_DEFAULT: &str = "us-east-1";
 
 /// Receives one JSON record per alarm transition, for the protected `trailvault/alarms` log
 /// group. Implemented by the store; must not block for long (it is called from the action
@@ -69,6 +77,17 @@ pub enum ActionKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// Another trailvault, written to with PutLogEvents signed by this access key.
+    #[serde(rename_all = "camelCase")]
+    Vault {
+        endpoint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        access_key_id: String,
+        secret_access_key: String,
+        log_group_name: String,
+        log_stream_name: String,
+    },
 }
 
 impl ActionTarget {
@@ -76,12 +95,37 @@ impl ActionTarget {
         match self.kind {
             ActionKind::Webhook { .. } => format!("arn:trailvault:webhook:{}", self.name),
             ActionKind::Command { .. } => format!("arn:trailvault:command:{}", self.name),
+            ActionKind::Vault { .. } => format!("arn:trailvault:vault:{}", self.name),
+        }
+    }
+
+    /// The remote vault a `vault` target names, with its default region.
+    pub fn remote_vault(&self) -> Option<RemoteVaultTarget> {
+        match &self.kind {
+            ActionKind::Vault {
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                log_group_name,
+                log_stream_name,
+            } => Some(RemoteVaultTarget {
+                endpoint: endpoint.clone(),
+                region: region
+                    .clone()
+                    .unwrap_or_else(|| VAULT_REGION_DEFAULT.into()),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                log_group_name: log_group_name.clone(),
+                log_stream_name: log_stream_name.clone(),
+            }),
+            _ => None,
         }
     }
 
     fn validate(&self) -> Result<(), StoreError> {
         let bad = |m: String| Err(StoreError::Invalid(m));
-        if parse_action_arn(&self.arn()).is_none() {
+        if !valid_target_name(&self.name) {
             return bad(format!(
                 "action target name {:?} must be 1 to 255 of A-Z a-z 0-9 - _ .",
                 self.name
@@ -109,6 +153,47 @@ impl ActionTarget {
                     return bad("webhook timeoutMs must be 1 to 60000".into());
                 }
             }
+            ActionKind::Vault {
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                log_group_name,
+                log_stream_name,
+            } => {
+                if !endpoint.starts_with("http://") || endpoint.len() > 2048 {
+                    return bad(
+                        "vault endpoint must be an http:// URL of at most 2048 characters".into(),
+                    );
+                }
+                if region.as_ref().is_some_and(|r| {
+                    r.is_empty()
+                        || r.len() > 64
+                        || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }) {
+                    return bad("vault region must be 1 to 64 of a-z 0-9 -".into());
+                }
+                if access_key_id.is_empty()
+                    || access_key_id.len() > 128
+                    || !access_key_id.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    return bad("vault accessKeyId must be 1 to 128 letters or digits".into());
+                }
+                if secret_access_key.is_empty() || secret_access_key.len() > 1024 {
+                    return bad("vault secretAccessKey must be 1 to 1024 bytes".into());
+                }
+                for (field, v) in [
+                    ("logGroupName", log_group_name),
+                    ("logStreamName", log_stream_name),
+                ] {
+                    let n = v.chars().count();
+                    if n == 0 || n > NAME_LEN_MAX {
+                        return bad(format!(
+                            "vault {field} must be 1 to {NAME_LEN_MAX} characters"
+                        ));
+                    }
+                }
+            }
             ActionKind::Command { argv, timeout_ms } => {
                 if argv.is_empty() || argv.len() > COMMAND_ARGS_MAX || argv[0].is_empty() {
                     return bad(format!("command argv must hold 1 to {COMMAND_ARGS_MAX} arguments, the first non-empty"));
@@ -123,11 +208,16 @@ impl ActionTarget {
         Ok(())
     }
 
-    /// The target as DescribeActionTargets shows it: webhook secrets are never returned.
+    /// The target as DescribeActionTargets shows it: webhook secrets and secret access keys
+    /// are never returned.
     pub fn redacted(&self) -> ActionTarget {
         let mut t = self.clone();
-        if let ActionKind::Webhook { secret, .. } = &mut t.kind {
-            *secret = "********".into();
+        match &mut t.kind {
+            ActionKind::Webhook { secret, .. } => *secret = REDACTED.into(),
+            ActionKind::Vault {
+                secret_access_key, ..
+            } => *secret_access_key = REDACTED.into(),
+            ActionKind::Command { .. } => {}
         }
         t
     }
@@ -326,6 +416,17 @@ impl ActionDispatcher {
                     timeout_ms.unwrap_or(WEBHOOK_TIMEOUT_MS_DEFAULT),
                 )
                 .await
+            }
+            ActionKind::Vault { .. } => {
+                // PutMetricAlarm refuses these ARNs; a target replaced by a vault since then
+                // lands here.
+                self.log(
+                    alarm,
+                    arn,
+                    1,
+                    false,
+                    "a vault target is a subscription destination, not an alarm action".into(),
+                );
             }
             ActionKind::Command { argv, timeout_ms } => {
                 self.command(

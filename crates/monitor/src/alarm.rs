@@ -187,12 +187,16 @@ pub struct Alarm {
 pub fn parse_action_arn(arn: &str) -> Option<(&str, &str)> {
     let rest = arn.strip_prefix("arn:trailvault:")?;
     let (kind, name) = rest.split_once(':')?;
-    let valid_name = !name.is_empty()
+    (matches!(kind, "webhook" | "command") && valid_target_name(name)).then_some((kind, name))
+}
+
+/// Action target names: 1 to 255 of `A-Z a-z 0-9 - _ .`.
+pub fn valid_target_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 255
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    (matches!(kind, "webhook" | "command") && valid_name).then_some((kind, name))
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn check_len(field: &str, v: &str, max: usize) -> Result<(), AlarmError> {

@@ -40,6 +40,7 @@ use crate::metric::{
     FilterState, MetricFilter, MetricFilterError, MetricFilterSpec, METRIC_FILTERS_PER_GROUP_MAX,
 };
 use crate::pattern::{Extracted, PatternSet};
+use crate::remote::RemoteVault;
 use crate::store::{MetricQuery, MonitorDb, StoreError};
 use crate::subscription::{EventSource, SubscriptionError, SubscriptionFilterSpec, Subscriptions};
 
@@ -79,6 +80,9 @@ pub struct EngineConfig {
     /// Reads stored events back for subscription catch-up (after a restart or a queue
     /// overflow). Without it a restart cannot re-deliver what was missed while down.
     pub event_source: Option<Arc<dyn EventSource>>,
+    /// Writes to other vaults for `arn:trailvault:vault:NAME` subscription destinations.
+    /// Without it PutSubscriptionFilter refuses such destinations.
+    pub remote_vault: Option<Arc<dyn RemoteVault>>,
     /// The `owner` of subscription envelopes.
     pub account_id: String,
 }
@@ -91,6 +95,7 @@ impl EngineConfig {
             alarm_tick_ms: 1000,
             sink: None,
             event_source: None,
+            remote_vault: None,
             account_id: "000000000000".into(),
         }
     }
@@ -139,7 +144,12 @@ impl MonitorEngine {
     pub fn open(config: EngineConfig) -> Result<MonitorEngine, EngineError> {
         let db = MonitorDb::open(&config.db_path)?;
         let (atx, arx) = tokio::sync::mpsc::unbounded_channel();
-        let subs = Subscriptions::open(db.clone(), config.event_source, config.account_id)?;
+        let subs = Subscriptions::open(
+            db.clone(),
+            config.event_source,
+            config.remote_vault,
+            config.account_id,
+        )?;
         let inner = Arc::new(Inner {
             db: db.clone(),
             groups: RwLock::new(HashMap::new()),

@@ -7,6 +7,7 @@
 //! - [`alarm`]: alarms, CloudWatch's missing-data evaluation, state and history.
 //! - [`rules`]: rule packs (CIS AWS Foundations) as versioned data files.
 //! - [`subscription`]: subscription filters streaming matches to a destination at least once.
+//! - [`remote`]: the "another trailvault" destination (PutLogEvents through an injected client).
 //! - [`store`]: the SQLite file holding metric data, alarms, history and checkpoints.
 
 pub mod actions;
@@ -14,6 +15,7 @@ pub mod alarm;
 pub mod engine;
 pub mod metric;
 pub mod pattern;
+pub mod remote;
 pub mod rules;
 pub mod store;
 pub mod subscription;
@@ -25,6 +27,7 @@ pub use metric::{MetricFilter, MetricFilterSpec, MetricTransformation, Statistic
 pub use pattern::{
     Extracted, FilterPattern, PatternError, PatternErrorKind, PatternKind, PatternSet,
 };
+pub use remote::{RemoteVault, RemoteVaultTarget};
 pub use rules::{rule_pack, rule_packs, Rule, RulePack};
 pub use store::{MonitorDb, StoreError};
 pub use subscription::{

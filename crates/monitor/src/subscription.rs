@@ -5,9 +5,14 @@
 //! - `arn:trailvault:webhook:NAME`, an existing webhook action target: one `POST` per envelope
 //!   with the `X-Trailvault-Signature` header the alarm actions use;
 //! - `file:///absolute/path`: one envelope per line, appended and `fsync`ed before the batch
-//!   counts as accepted.
+//!   counts as accepted;
+//! - `arn:trailvault:vault:NAME`, a `vault` action target: another trailvault, where each
+//!   matching event (its timestamp and message, not an envelope) is written with PutLogEvents
+//!   into the target's log group and stream, signed with the target's access key (see
+//!   [`crate::remote`]). A batch counts as accepted when the other vault acknowledged it, i.e.
+//!   made it durable. Events it rejects as too old or too new are logged, not retried.
 //!
-//! The envelope is CloudWatch's subscription payload (uncompressed): `{"messageType":
+//! The envelope (webhook and file destinations) is CloudWatch's subscription payload (uncompressed): `{"messageType":
 //! "DATA_MESSAGE","owner","logGroup","logStream","subscriptionFilters":[NAME],"logEvents":
 //! [{"id","timestamp","message"}]}`, one per log stream, split past [`ENVELOPE_EVENTS_MAX`]
 //! events or [`ENVELOPE_BYTES_MAX`] message bytes.
@@ -31,7 +36,10 @@
 //! - batches can reach the evaluator out of `seq` order (concurrent requests); a batch below the
 //!   checkpoint is still delivered unless its range was delivered recently (the last
 //!   [`RECENT_RANGES_MAX`] ranges are remembered) or it is at or below the checkpoint the
-//!   filter started from (created or restarted). Known limit: a crash in the instant between
+//!   filter started from (created or restarted). At least once means a batch in flight when
+//!   the process dies (or whose acknowledgement was lost) is sent again after the restart:
+//!   the destination may see those events twice, a vault destination as two stored events.
+//!   Known limit: a crash in the instant between
 //!   a batch's acknowledgement and its hand-over, while a *later* batch of the same group was
 //!   already delivered, loses that batch for this filter.
 //!
@@ -51,6 +59,7 @@ use trailvault_model::StoredEvent;
 
 use crate::actions::{signature, ActionKind};
 use crate::pattern::{FilterPattern, PatternError};
+use crate::remote::{forwarded_events, put_batches, RemoteVault};
 use crate::store::{MonitorDb, StoreError};
 
 /// CloudWatch allows two subscription filters per log group.
@@ -145,6 +154,8 @@ pub enum Destination {
     Webhook { arn: String },
     /// `file:///absolute/path`.
     File { path: PathBuf },
+    /// `arn:trailvault:vault:NAME`, a `vault` action target's ARN.
+    Vault { arn: String },
 }
 
 impl Destination {
@@ -161,6 +172,12 @@ impl Destination {
                 None => bad(format!("destinationArn {arn:?} is not a valid webhook ARN")),
             };
         }
+        if let Some(name) = arn.strip_prefix("arn:trailvault:vault:") {
+            return match crate::alarm::valid_target_name(name) {
+                true => Ok(Destination::Vault { arn: arn.into() }),
+                false => bad(format!("destinationArn {arn:?} is not a valid vault ARN")),
+            };
+        }
         if let Some(path) = arn.strip_prefix("file://") {
             if !path.starts_with('/') || path.contains('\0') || path.ends_with('/') {
                 return bad(format!(
@@ -170,7 +187,7 @@ impl Destination {
             return Ok(Destination::File { path: path.into() });
         }
         bad(format!(
-            "destinationArn {arn:?} is not supported: use arn:trailvault:webhook:NAME or file:///absolute/path"
+            "destinationArn {arn:?} is not supported: use arn:trailvault:webhook:NAME, arn:trailvault:vault:NAME or file:///absolute/path"
         ))
     }
 }
@@ -304,6 +321,7 @@ struct Feed {
 struct Shared {
     db: MonitorDb,
     source: Option<Arc<dyn EventSource>>,
+    remote: Option<Arc<dyn RemoteVault>>,
     owner: String,
     client: reqwest::Client,
 }
@@ -324,6 +342,7 @@ impl Subscriptions {
     pub(crate) fn open(
         db: MonitorDb,
         source: Option<Arc<dyn EventSource>>,
+        remote: Option<Arc<dyn RemoteVault>>,
         owner: String,
     ) -> Result<Subscriptions, SubscriptionError> {
         let client = reqwest::Client::builder()
@@ -357,6 +376,7 @@ impl Subscriptions {
             shared: Arc::new(Shared {
                 db,
                 source,
+                remote,
                 owner,
                 client,
             }),
@@ -432,7 +452,9 @@ impl Subscriptions {
         now_ms: i64,
     ) -> Result<(), SubscriptionError> {
         spec.log_group_name = group.to_string();
-        spec.compile()?;
+        if let (_, Destination::Vault { arn }) = spec.compile()? {
+            self.check_vault_target(&arn)?;
+        }
         let existing = self.describe(group, None)?;
         let replacing = existing.iter().find(|f| f.filter_name == spec.filter_name);
         if replacing.is_none() && existing.len() >= SUBSCRIPTION_FILTERS_PER_GROUP_MAX {
@@ -456,6 +478,25 @@ impl Subscriptions {
             .db
             .kv_put(&spec_key(group, &spec.filter_name), &text)?;
         self.start(spec, checkpoint)
+    }
+
+    /// A vault destination must name an existing `vault` target, and this process must have a
+    /// client to reach it.
+    fn check_vault_target(&self, arn: &str) -> Result<(), SubscriptionError> {
+        if self.shared.remote.is_none() {
+            return Err(SubscriptionError::Invalid(
+                "this vault was started without a client for vault destinations".into(),
+            ));
+        }
+        match self.shared.db.action_target(arn)? {
+            Some(t) if t.remote_vault().is_some() => Ok(()),
+            Some(_) => Err(SubscriptionError::Invalid(format!(
+                "{arn} is not a vault target"
+            ))),
+            None => Err(SubscriptionError::Invalid(format!(
+                "no action target {arn}: create it with PutActionTarget (type vault) first"
+            ))),
+        }
     }
 
     /// DescribeSubscriptionFilters for one group, ordered by name.
@@ -732,6 +773,9 @@ async fn deliver(feed: &Feed, shared: &Shared, events: &[&StoredEvent]) -> bool 
     if matching.is_empty() {
         return true;
     }
+    if let Destination::Vault { arn } = &feed.destination {
+        return forward(feed, shared, arn, &matching).await;
+    }
     let bodies = envelopes(
         &shared.owner,
         &feed.spec.log_group_name,
@@ -762,6 +806,66 @@ async fn deliver(feed: &Feed, shared: &Shared, events: &[&StoredEvent]) -> bool 
         }
     }
     true
+}
+
+/// Writes `matching` to another vault, batch after batch, each retried until accepted.
+/// Returns false only when the feed was stopped first.
+async fn forward(feed: &Feed, shared: &Shared, arn: &str, matching: &[&StoredEvent]) -> bool {
+    let events = forwarded_events(matching);
+    let mut backoff_ms = BACKOFF_MS_FIRST;
+    for range in put_batches(&events) {
+        let batch = &events[range];
+        loop {
+            if feed.stopped() {
+                return false;
+            }
+            match put_remote(shared, arn, batch).await {
+                Ok(rejected) => {
+                    if rejected > 0 {
+                        tracing::warn!(
+                            filter = feed.spec.filter_name,
+                            destination = arn,
+                            rejected,
+                            "the destination vault rejected events as too old or too new"
+                        );
+                    }
+                    backoff_ms = BACKOFF_MS_FIRST;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        filter = feed.spec.filter_name,
+                        destination = arn,
+                        error = %e,
+                        "subscription forwarding failed; retrying"
+                    );
+                    sleep_backoff(&mut backoff_ms).await;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// One PutLogEvents call to the vault `arn` names; the number of events it rejected.
+async fn put_remote(
+    shared: &Shared,
+    arn: &str,
+    batch: &[crate::remote::ForwardedEvent],
+) -> Result<usize, String> {
+    let remote = shared
+        .remote
+        .as_ref()
+        .ok_or("this vault has no client for vault destinations")?;
+    // Read on every call so a replaced target (e.g. a rotated key) takes effect.
+    let target = shared
+        .db
+        .action_target(arn)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no action target {arn}"))?
+        .remote_vault()
+        .ok_or_else(|| format!("{arn} is not a vault target"))?;
+    Ok(remote.put_log_events(&target, batch).await?.rejected)
 }
 
 /// Sends envelopes in order; returns how many were accepted (and the error that stopped it).
@@ -824,6 +928,7 @@ async fn send(feed: &Feed, shared: &Shared, bodies: &[String]) -> Result<usize, 
             }
             Ok(bodies.len())
         }
+        Destination::Vault { arn } => Err((0, format!("{arn} takes events, not envelopes"))),
     }
 }
 
@@ -855,6 +960,12 @@ mod tests {
             Destination::parse("arn:trailvault:webhook:ops").unwrap(),
             Destination::Webhook { .. }
         ));
+        assert_eq!(
+            Destination::parse("arn:trailvault:vault:central").unwrap(),
+            Destination::Vault {
+                arn: "arn:trailvault:vault:central".into()
+            }
+        );
         for bad in [
             "",
             "file://relative",
@@ -862,6 +973,8 @@ mod tests {
             "arn:trailvault:webhook:",
             "arn:aws:lambda:us-east-1:1:function:f",
             "arn:trailvault:command:x",
+            "arn:trailvault:vault:",
+            "arn:trailvault:vault:a/b",
         ] {
             assert!(Destination::parse(bad).is_err(), "{bad}");
         }

@@ -1,4 +1,4 @@
-//! Subscription filters through the engine: file and webhook destinations, the durable
+//! Subscription filters through the engine: file, webhook and vault destinations, the durable
 //! checkpoint across a restart (catch-up from the event source, no duplicates), a destination
 //! that is down holding the checkpoint back, out-of-order batches, and the 2-per-group limit.
 
@@ -12,6 +12,9 @@ use serde_json::Value;
 use trailvault_model::StoredEvent;
 use trailvault_monitor::actions::{signature, ActionKind, ActionTarget};
 use trailvault_monitor::engine::EngineError;
+use trailvault_monitor::remote::{
+    ForwardedEvent, PutFuture, PutOutcome, RemoteVault, RemoteVaultTarget,
+};
 use trailvault_monitor::subscription::{EventSource, SourceError, SubscriptionError};
 use trailvault_monitor::{EngineConfig, MonitorEngine, SubscriptionFilterSpec};
 
@@ -349,4 +352,163 @@ fn webhook_down_holds_the_checkpoint_then_delivers_signed() {
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert_eq!(got, ids([2, 4]));
+}
+
+/// The other vault, as the feed sees it through [`RemoteVault`]: stores what it accepts and
+/// refuses everything while `down`.
+#[derive(Default)]
+struct OtherVault {
+    down: AtomicBool,
+    calls: Mutex<Vec<(RemoteVaultTarget, Vec<ForwardedEvent>)>>,
+}
+
+impl RemoteVault for OtherVault {
+    fn put_log_events<'a>(
+        &'a self,
+        target: &'a RemoteVaultTarget,
+        events: &'a [ForwardedEvent],
+    ) -> PutFuture<'a> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err("connection refused".to_string());
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push((target.clone(), events.to_vec()));
+            Ok(PutOutcome::default())
+        })
+    }
+}
+
+impl OtherVault {
+    fn messages(&self) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .flat_map(|(_, evs)| {
+                evs.iter()
+                    .map(|e| format!("{} {}", e.timestamp_ms, e.message))
+            })
+            .collect()
+    }
+}
+
+fn vault_target(name: &str) -> ActionTarget {
+    ActionTarget {
+        name: name.into(),
+        kind: ActionKind::Vault {
+            endpoint: "http://127.0.0.1:9".into(),
+            region: None,
+            access_key_id: "AKIDCENTRAL".into(),
+            secret_access_key: "very-secret".into(),
+            log_group_name: "central/app".into(),
+            log_stream_name: "from-edge".into(),
+        },
+    }
+}
+
+fn engine_with_remote(dir: &Path, source: &Arc<Stored>, remote: &Arc<OtherVault>) -> MonitorEngine {
+    let mut config = EngineConfig::new(dir.join("monitor.db"));
+    config.event_source = Some(source.clone());
+    config.remote_vault = Some(remote.clone());
+    MonitorEngine::open(config).unwrap()
+}
+
+fn forwarded(seqs: impl IntoIterator<Item = u64>) -> Vec<String> {
+    seqs.into_iter()
+        .map(|s| format!("{} {}", ev(s, "").timestamp_ms, "ERROR disk full"))
+        .collect()
+}
+
+#[test]
+fn vault_destination_forwards_matches_at_least_once_across_down_time_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Arc::new(Stored::default());
+    let arn = "arn:trailvault:vault:central";
+
+    // Without a client for other vaults, or without the target, the filter is refused.
+    let e = engine(dir.path(), &source);
+    e.db().put_action_target(&vault_target("central")).unwrap();
+    let err = e
+        .put_subscription_filter("app", spec("fwd", arn), Some(0))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Subscription(SubscriptionError::Invalid(_))
+        ),
+        "{err}"
+    );
+    drop(e);
+    let remote = Arc::new(OtherVault::default());
+    let e = engine_with_remote(dir.path(), &source, &remote);
+    let err = e
+        .put_subscription_filter("app", spec("fwd", "arn:trailvault:vault:nobody"), Some(0))
+        .unwrap_err();
+    assert!(err.to_string().contains("no action target"), "{err}");
+
+    e.put_subscription_filter("app", spec("fwd", arn), Some(0))
+        .unwrap();
+    e.submit("app", source.put(batch(1..=6)));
+    wait_for("first forward", || remote.messages().len() == 3);
+    assert_eq!(remote.messages(), forwarded([2, 4, 6]));
+    let (target, _) = remote.calls.lock().unwrap()[0].clone();
+    assert_eq!(target.secret_access_key, "very-secret");
+    assert_eq!(target.region, "us-east-1");
+    assert_eq!(
+        (
+            target.log_group_name.as_str(),
+            target.log_stream_name.as_str()
+        ),
+        ("central/app", "from-edge")
+    );
+
+    // The secret is in no answer: not in the filter, not in the targets' description.
+    let described =
+        serde_json::to_string(&e.describe_subscription_filters("app", None).unwrap()).unwrap();
+    assert!(described.contains(arn) && !described.contains("very-secret"));
+    let targets = serde_json::to_string(&e.db().describe_action_targets().unwrap()).unwrap();
+    assert!(targets.contains("AKIDCENTRAL") && !targets.contains("very-secret"));
+
+    // Down: nothing accepted, the checkpoint holds; back up: delivered once.
+    remote.down.store(true, Ordering::SeqCst);
+    e.submit("app", source.put(batch(7..=10)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(e.subscription_checkpoint("app", "fwd"), Some(6));
+    remote.down.store(false, Ordering::SeqCst);
+    wait_for("retried forward", || remote.messages().len() == 5);
+    wait_for("checkpoint", || {
+        e.subscription_checkpoint("app", "fwd") == Some(10)
+    });
+    drop(e);
+
+    // Stored while stopped: caught up after the restart, nothing sent twice.
+    source.put(batch(11..=14));
+    let e = engine_with_remote(dir.path(), &source, &remote);
+    wait_for("catch-up", || remote.messages().len() == 7);
+    wait_for("checkpoint", || {
+        e.subscription_checkpoint("app", "fwd") == Some(14)
+    });
+    assert_eq!(remote.messages(), forwarded([2, 4, 6, 8, 10, 12, 14]));
+}
+
+#[test]
+fn alarms_refuse_vault_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Arc::new(Stored::default());
+    let e = engine(dir.path(), &source);
+    e.db().put_action_target(&vault_target("central")).unwrap();
+    let mut bad = vault_target("central");
+    if let ActionKind::Vault { endpoint, .. } = &mut bad.kind {
+        *endpoint = "https://central".into();
+    }
+    assert!(e.db().put_action_target(&bad).is_err());
+    let alarm: trailvault_monitor::AlarmSpec = serde_json::from_value(serde_json::json!({
+        "AlarmName": "a", "MetricName": "m", "Namespace": "n", "Statistic": "Sum", "Period": 60,
+        "EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold",
+        "AlarmActions": ["arn:trailvault:vault:central"]
+    }))
+    .unwrap();
+    assert!(e.put_alarm(alarm).is_err());
 }
