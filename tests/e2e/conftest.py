@@ -40,8 +40,9 @@ class Vault:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
-        self.port = free_port()
+    def start(self, port: int = None):
+        """Starts the server; `port` keeps a restarted vault at an address others point to."""
+        self.port = port or free_port()
         log = open(str(self.data) + ".log", "ab")
         self.proc = subprocess.Popen(
             [binary(), "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}", *self.flags],

@@ -227,7 +227,8 @@ pub struct WebhookArgs {
 pub struct VaultTargetArgs {
     pub name: String,
     /// The other vault's endpoint, e.g. http://central:4740.
-    pub endpoint: String,
+    #[arg(value_name = "DESTINATION_ENDPOINT")]
+    pub destination: String,
     /// Log group there (created on first delivery when missing).
     #[arg(long)]
     pub group: String,
@@ -364,7 +365,7 @@ pub async fn run_alarms(args: AlarmsArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AlarmsCommand::Vault(a) => {
-            if !a.endpoint.starts_with("http://") {
+            if !a.destination.starts_with("http://") {
                 bail!("vault endpoints must be http:// (put a TLS proxy in front for https)");
             }
             let out = a
@@ -375,7 +376,7 @@ pub async fn run_alarms(args: AlarmsArgs) -> anyhow::Result<()> {
                     json!({
                         "name": a.name,
                         "type": "vault",
-                        "endpoint": a.endpoint,
+                        "endpoint": a.destination,
                         "region": a.destination_region,
                         "accessKeyId": a.access_key_id,
                         "secretAccessKey": a.secret_access_key,
@@ -399,5 +400,61 @@ pub async fn run_alarms(args: AlarmsArgs) -> anyhow::Result<()> {
             println!("{}", out["arn"].as_str().unwrap_or(""));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: AlarmsCommand,
+    }
+
+    #[test]
+    fn vault_target_arguments_parse_beside_the_connection_flags() {
+        T::command().debug_assert();
+        let t = T::try_parse_from([
+            "t",
+            "vault",
+            "central",
+            "http://central:4740",
+            "--group",
+            "g",
+            "--stream",
+            "s",
+            "--access-key-id",
+            "AKID",
+            "--secret-access-key",
+            "secret",
+            "--endpoint",
+            "http://edge:4740",
+        ])
+        .unwrap();
+        let AlarmsCommand::Vault(v) = t.c else {
+            panic!("not the vault command")
+        };
+        assert_eq!(v.destination, "http://central:4740");
+        assert_eq!(v.connect.endpoint, "http://edge:4740");
+        assert_eq!(v.destination_region, "us-east-1");
+    }
+
+    #[test]
+    fn rules_install_takes_a_period() {
+        #[derive(Parser)]
+        struct R {
+            #[command(subcommand)]
+            c: RulesCommand,
+        }
+        R::command().debug_assert();
+        let r = R::try_parse_from(["r", "install", "cis-aws", "--group", "g", "--period", "10"])
+            .unwrap();
+        let RulesCommand::Install(i) = r.c else {
+            panic!("not install")
+        };
+        assert_eq!(i.period, Some(10));
     }
 }
