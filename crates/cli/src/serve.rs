@@ -174,6 +174,9 @@ fn open_monitor(
         vault: vault.clone(),
         runtime: tokio::runtime::Handle::current(),
     }));
+    config.remote_vault = Some(Arc::new(
+        trailvault_client::forward::VaultForwarder::default(),
+    ));
     config.account_id = account_id.to_string();
     let engine = trailvault_monitor::engine::MonitorEngine::open(config)
         .context("could not start monitoring")?;
