@@ -38,9 +38,23 @@ pub async fn open_writer(
     let keys_dir = vault.config().data_dir.join("keys");
     let keyring = Keyring::open_or_create(&keys_dir, algorithm)
         .with_context(|| format!("could not open the signing keys in {}", keys_dir.display()))?;
-    DigestWriter::open(vault.storage().object_store(), keyring)
+    let mut writer = DigestWriter::open(vault.storage().object_store(), keyring)
         .await
-        .context("could not recover the digest chain")
+        .context("could not recover the digest chain")?;
+    // The proof index keeps `trailvault prove` from reading every digest; it is a cache, so
+    // a failure to open or rebuild it is logged, not fatal (prove then scans).
+    let path = vault
+        .config()
+        .data_dir
+        .join(trailvault_integrity::proof_index::PROOF_INDEX_FILE);
+    let attached = match trailvault_integrity::proof_index::ProofIndex::open(&path) {
+        Ok(index) => writer.attach_proof_index(index).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = attached {
+        tracing::warn!(error = %e, path = %path.display(), "proof index unavailable; prove will scan the digests");
+    }
+    Ok(writer)
 }
 
 /// Write every digest that is due at `now`, one per group, with one checkpoint for all of
@@ -100,6 +114,9 @@ pub async fn write_due(
         .write_periods(&periods)
         .await
         .context("could not write the period's digests")?;
+    if let Some(e) = writer.take_index_error() {
+        tracing::warn!(error = %e, "proof index detached; it is rebuilt at the next start");
+    }
     Ok(due.len())
 }
 

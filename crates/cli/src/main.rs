@@ -69,6 +69,9 @@ enum Command {
     ExportKeys(trailvault_integrity::cli::ExportKeysArgs),
     /// Export the latest signed checkpoint, to keep elsewhere and validate against later.
     ExportCheckpoint(trailvault_integrity::cli::ExportCheckpointArgs),
+    /// Render a log group's digest chain in AWS CloudTrail's digest format (RSA-signed), for
+    /// `aws cloudtrail validate-logs` and other CloudTrail tooling.
+    ExportCloudtrailDigests(trailvault_integrity::cli::ExportCloudTrailArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -163,6 +166,9 @@ fn main() -> anyhow::Result<()> {
         Command::ExportCheckpoint(args) => {
             Some(trailvault_integrity::cli::run_export_checkpoint_cli(args)?)
         }
+        Command::ExportCloudtrailDigests(args) => {
+            Some(trailvault_integrity::cli::run_export_cloudtrail_cli(args)?)
+        }
         other => {
             run_online(other)?;
             None
@@ -210,7 +216,8 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             | Command::VerifyProof(_)
             | Command::ValidateCloudtrail(_)
             | Command::ExportKeys(_)
-            | Command::ExportCheckpoint(_) => {
+            | Command::ExportCheckpoint(_)
+            | Command::ExportCloudtrailDigests(_) => {
                 unreachable!("offline commands are dispatched before the runtime starts")
             }
         }

@@ -1,8 +1,8 @@
 //! Validation throughput: builds a vault of sealed segments in a temporary directory, then
-//! times `validate` on one worker and on all cores, next to `openssl dgst -sha256` and
-//! `sha256sum` over the same segment files.
+//! times `validate` on one and two workers, next to `openssl dgst -sha256` and `sha256sum`
+//! (one process, and two processes on half the files each) over the same segment files.
 //!
-//! `cargo run --release -p trailvault-integrity --example validate_throughput [SEGMENTS] [EVENTS_PER_SEGMENT]`
+//! `cargo run --release -p trailvault-integrity --example validate_throughput [SEGMENTS] [EVENTS_PER_SEGMENT] [RUNS]`
 
 use std::process::Command;
 use std::sync::Arc;
@@ -94,61 +94,81 @@ async fn main() -> anyhow::Result<()> {
         seal_cpu.as_secs_f64() * 1e6 / events as f64
     );
     let keys = PublicKeySet::load_dir(&data.join("keys"))?;
-    for concurrency in [1usize, 0] {
-        let t = Instant::now();
-        let r = validate(
-            ValidateOptions {
-                concurrency,
-                ..Default::default()
-            },
-            store.clone(),
-            &keys,
-        )
-        .await?;
-        let secs = t.elapsed().as_secs_f64();
-        assert!(r.is_valid());
-        println!(
-            "validate (concurrency {}): {:.2} s, {:.0} MB/s of segments, {:.0} k events/s",
-            if concurrency == 0 {
-                "all cores".to_string()
-            } else {
-                concurrency.to_string()
-            },
-            secs,
-            total_bytes as f64 / secs / 1e6,
-            events as f64 / secs / 1e3
-        );
-    }
-    let t = Instant::now();
-    for f in &files {
-        let b = std::fs::read(f)?;
-        std::hint::black_box(trailvault_integrity::sha256(&b));
-    }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "sha256 of the files only (ours, one core): {:.0} MB/s",
-        total_bytes as f64 / secs / 1e6
-    );
-    for (name, cmd) in [
+    let runs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let mb = total_bytes as f64 / 1e6;
+    // Each contender `runs` times, interleaved, medians: validate on 1 and 2 workers, our
+    // byte hash alone, and openssl / sha256sum as one process and as two (half the files
+    // each) for the same scaling comparison.
+    let half = files.len() / 2;
+    let tools: [(&str, Vec<&str>); 2] = [
         ("openssl dgst -sha256", vec!["openssl", "dgst", "-sha256"]),
         ("sha256sum", vec!["sha256sum"]),
-    ] {
-        let t = Instant::now();
-        let ok = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .args(&files)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        let secs = t.elapsed().as_secs_f64();
-        if ok {
-            println!(
-                "{name} (one process, same files): {:.0} MB/s",
-                total_bytes as f64 / secs / 1e6
-            );
-        } else {
-            println!("{name}: not available");
+    ];
+    let mut times: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for _ in 0..runs {
+        for concurrency in [1usize, 2] {
+            let t = Instant::now();
+            let r = validate(
+                ValidateOptions {
+                    concurrency,
+                    ..Default::default()
+                },
+                store.clone(),
+                &keys,
+            )
+            .await?;
+            assert!(r.is_valid());
+            times
+                .entry(format!("validate, {concurrency} worker(s)"))
+                .or_default()
+                .push(t.elapsed().as_secs_f64());
         }
+        let t = Instant::now();
+        for f in &files {
+            let b = std::fs::read(f)?;
+            std::hint::black_box(trailvault_integrity::sha256(&b));
+        }
+        times
+            .entry("sha256 of the files (ours, read + hash, 1 thread)".into())
+            .or_default()
+            .push(t.elapsed().as_secs_f64());
+        for (name, cmd) in &tools {
+            for procs in [1usize, 2] {
+                let parts: Vec<&[std::path::PathBuf]> = if procs == 1 {
+                    vec![&files[..]]
+                } else {
+                    vec![&files[..half], &files[half..]]
+                };
+                let t = Instant::now();
+                let children: Vec<_> = parts
+                    .iter()
+                    .map(|p| {
+                        Command::new(cmd[0])
+                            .args(&cmd[1..])
+                            .args(*p)
+                            .stdout(std::process::Stdio::null())
+                            .spawn()
+                    })
+                    .collect::<Result<_, _>>()?;
+                for mut c in children {
+                    anyhow::ensure!(c.wait()?.success(), "{name} failed");
+                }
+                times
+                    .entry(format!("{name}, {procs} process(es)"))
+                    .or_default()
+                    .push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    println!("medians of {runs} runs over the same {mb:.1} MB ({events} events):");
+    for (name, mut v) in times {
+        v.sort_by(f64::total_cmp);
+        let secs = v[v.len() / 2];
+        println!(
+            "  {name}: {secs:.3} s, {:.0} MB/s, {:.0} k events/s",
+            mb / secs,
+            events as f64 / secs / 1e3
+        );
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ use crate::time::{iso, parse_iso};
 pub const CHECKPOINTS_PREFIX: &str = "checkpoints";
 pub const CHECKPOINT_ORIGIN: &str = "trailvault/digests";
 const STATE_KEY: &str = "checkpoints/state.json";
-const CHECKPOINT_BYTES_MAX: u64 = 64 << 10;
+pub(crate) const CHECKPOINT_BYTES_MAX: u64 = 64 << 10;
 
 /// A signed statement "the digest tree had `size` leaves and this root at `time_ms`".
 #[derive(Debug, Clone, PartialEq, Eq)]

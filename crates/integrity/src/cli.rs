@@ -147,7 +147,17 @@ pub fn run_prove_cli(args: ProveArgs) -> anyhow::Result<i32> {
             Proof::Consistency(rt.block_on(proof::prove_consistency(&store, &old, &new))?)
         }
         (None, Some(id)) => {
-            Proof::Event(Box::new(rt.block_on(proof::prove_event(&store, id, None))?))
+            let index = crate::proof_index::ProofIndex::open_read_only(
+                &args
+                    .source
+                    .root()?
+                    .join(crate::proof_index::PROOF_INDEX_FILE),
+            )?;
+            Proof::Event(Box::new(rt.block_on(proof::prove_event(
+                &store,
+                id,
+                index.as_ref(),
+            ))?))
         }
         (None, None) => bail!("give EVENT_ID or --consistency OLD NEW"),
     };
@@ -210,6 +220,74 @@ pub fn run_validate_cloudtrail_cli(args: ValidateCloudTrailArgs) -> anyhow::Resu
     let report = runtime()?.block_on(crate::cloudtrail::validate_cloudtrail(store, &keys))?;
     print!("{}", report.render(args.verbose));
     Ok(if report.is_valid() { 0 } else { 1 })
+}
+
+/// `trailvault export-cloudtrail-digests`: one log group's chain in AWS CloudTrail's digest
+/// format, signed with the vault's RSA key (see [`crate::cloudtrail_export`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportCloudTrailArgs {
+    /// The vault's data directory (digests, segments and `keys/` with the private keys).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Where to write the objects, under their S3 keys, with `<key>.metadata.json` beside
+    /// each digest and `list-public-keys.json`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The log group whose chain is rendered (one group = one trail).
+    #[arg(long)]
+    pub group: String,
+    /// The bucket the objects will live in (it is part of what is signed).
+    #[arg(long)]
+    pub bucket: String,
+    /// 12-digit account id for the `AWSLogs/<acct>/` layout.
+    #[arg(long, default_value = "000000000000")]
+    pub account: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Trail name (default: the group name with characters outside `[A-Za-z0-9._-]` as `-`).
+    #[arg(long)]
+    pub trail: Option<String>,
+    /// S3 key prefix of the trail.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+pub fn run_export_cloudtrail_cli(args: ExportCloudTrailArgs) -> anyhow::Result<i32> {
+    let fs = LocalFileSystem::new_with_prefix(&args.data)
+        .with_context(|| format!("opening {}", args.data.display()))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(fs);
+    let keys_dir = args.data.join("keys");
+    let keyring = crate::keys::Keyring::open(&keys_dir)
+        .with_context(|| format!("opening the signing keys in {}", keys_dir.display()))?;
+    let target = crate::cloudtrail_export::CloudTrailTarget {
+        trail: args
+            .trail
+            .clone()
+            .unwrap_or_else(|| crate::cloudtrail_export::trail_name_for(&args.group)),
+        group: args.group.clone(),
+        bucket: args.bucket.clone(),
+        account: args.account.clone(),
+        region: args.region.clone(),
+        prefix: args.prefix.clone(),
+    };
+    let s = runtime()?.block_on(crate::cloudtrail_export::export_cloudtrail(
+        &store, &keyring, &target, &args.out,
+    ))?;
+    println!(
+        "exported {} digests and {} log files of {} as trail {} to {} (key fingerprints {}){}",
+        s.digests,
+        s.log_files,
+        args.group,
+        target.trail,
+        args.out.display(),
+        s.fingerprints.join(", "),
+        if s.log_files_missing > 0 {
+            format!("; {} listed segments are missing", s.log_files_missing)
+        } else {
+            String::new()
+        }
+    );
+    Ok(0)
 }
 
 /// `trailvault keys export`: the vault's public keys, for auditors.
@@ -275,6 +353,7 @@ mod tests {
         ValidateCloudtrail(ValidateCloudTrailArgs),
         ExportKeys(ExportKeysArgs),
         ExportCheckpoint(ExportCheckpointArgs),
+        ExportCloudtrailDigests(ExportCloudTrailArgs),
     }
 
     #[test]
@@ -305,5 +384,26 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["t", "export-keys", "--data", "d", "--out", "o"]).is_ok());
         assert!(Cli::try_parse_from(["t", "export-checkpoint", "--data", "d"]).is_ok());
+        let c = Cli::try_parse_from([
+            "t",
+            "export-cloudtrail-digests",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--group",
+            "g",
+            "--bucket",
+            "b",
+        ])
+        .unwrap();
+        let Cmd::ExportCloudtrailDigests(e) = c.cmd else {
+            panic!()
+        };
+        assert_eq!(
+            (e.account.as_str(), e.region.as_str()),
+            ("000000000000", "us-east-1")
+        );
+        assert!(Cli::try_parse_from(["t", "export-cloudtrail-digests", "--data", "d"]).is_err());
     }
 }

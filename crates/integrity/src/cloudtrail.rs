@@ -51,6 +51,9 @@ pub fn load_keys(dir: &Path) -> Result<PublicKeySet> {
     let entries = std::fs::read_dir(dir).map_err(|e| IntegrityError::io(dir, e))?;
     for entry in entries {
         let path = entry.map_err(|e| IntegrityError::io(dir, e))?.path();
+        if path.is_dir() {
+            continue; // e.g. keys saved at the top of a copied trail
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())

@@ -37,6 +37,7 @@ use crate::keys::{Keyring, SignatureAlgorithm};
 use crate::leaf::SegmentSeal;
 use crate::merkle::{self, Frontier};
 use crate::objects::{self, decode_group, encode_group};
+use crate::proof_index::{IndexedDigest, ProofIndex};
 use crate::time::{compact, date_path, iso, now_ms};
 
 pub const DIGESTS_PREFIX: &str = "digests";
@@ -177,6 +178,11 @@ pub struct DigestWriter {
     heads: HashMap<String, DigestRef>,
     tree: Frontier,
     last_checkpoint: Option<Checkpoint>,
+    /// Kept in step with every checkpoint when attached (see [`Self::attach_proof_index`]).
+    index: Option<ProofIndex>,
+    /// Digests written since the last checkpoint, for the index.
+    unindexed: Vec<IndexedDigest>,
+    index_error: Option<IntegrityError>,
 }
 
 impl std::fmt::Debug for DigestWriter {
@@ -234,6 +240,9 @@ impl DigestWriter {
             heads,
             tree,
             last_checkpoint: None,
+            index: None,
+            unindexed: Vec::new(),
+            index_error: None,
         };
         if writer.tree.size() > 0 {
             let latest = checkpoint::export_checkpoint(&writer.store).await?;
@@ -252,6 +261,33 @@ impl DigestWriter {
 
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// Keep `index` in step with the chain from now on, rebuilding it from the digests first
+    /// if it does not match the tree (new, stale after a crash, or from another vault).
+    pub async fn attach_proof_index(&mut self, mut index: ProofIndex) -> Result<()> {
+        let size = self.tree.size();
+        let cp_size = self.last_checkpoint.as_ref().map_or(size, |c| c.size);
+        let current = index.size()? == size
+            && index.checkpoint_size()?.unwrap_or(0) == cp_size
+            && (size == 0 || index.root_at(size)? == self.tree.root());
+        if !current {
+            index.rebuild(&self.store, cp_size).await?;
+            if index.size()? != size || index.root_at(size)? != self.tree.root() {
+                return Err(IntegrityError::corrupt(
+                    crate::proof_index::PROOF_INDEX_FILE,
+                    "the digests do not form the checkpointed tree: validate the vault",
+                ));
+            }
+        }
+        self.index = Some(index);
+        Ok(())
+    }
+
+    /// Why the proof index was detached, if it failed to update (`prove` then falls back
+    /// to reading every digest until the index is rebuilt at the next start).
+    pub fn take_index_error(&mut self) -> Option<IntegrityError> {
+        self.index_error.take()
     }
 
     /// Rotate the signing key (the next digest is signed with the new one).
@@ -446,12 +482,29 @@ impl DigestWriter {
         };
         self.tree.push(merkle::leaf_hash(&hash));
         self.heads.insert(group.to_string(), r.clone());
+        if self.index.is_some() {
+            self.unindexed.push(IndexedDigest {
+                tree_index: r.tree_index,
+                key: r.key.clone(),
+                sha256: hash,
+                segments: seals.iter().map(|s| s.key.clone()).collect(),
+            });
+        }
         Ok(r)
     }
 
     async fn checkpoint_now(&mut self) -> Result<()> {
-        let cp = Checkpoint::sign(&self.keyring, self.tree.size(), self.tree.root(), now_ms())?;
+        let time = now_ms().max(self.keyring.active_key().not_before_ms);
+        let cp = Checkpoint::sign(&self.keyring, self.tree.size(), self.tree.root(), time)?;
         checkpoint::save(&self.store, &self.tree, &cp).await?;
+        let batch = std::mem::take(&mut self.unindexed);
+        if let Some(index) = &mut self.index {
+            // The index is a cache: a failure detaches it rather than failing the chain.
+            if let Err(e) = index.append(&batch, cp.size) {
+                self.index = None;
+                self.index_error = Some(e);
+            }
+        }
         self.last_checkpoint = Some(cp);
         Ok(())
     }

@@ -424,11 +424,10 @@ impl Keyring {
 
     /// Close the active key's window now and start a new key of `algorithm`.
     pub fn rotate(&mut self, algorithm: SignatureAlgorithm) -> Result<PublicKey> {
-        let mut now = now_ms();
-        // Windows are half open and must not be empty.
-        if now <= self.active_key().not_before_ms {
-            now = self.active_key().not_before_ms + 1;
-        }
+        // Windows are half open and must not be empty; the old key's window ends after this
+        // millisecond, so whatever it signed a moment ago (same millisecond) stays inside it.
+        // Signers clamp their signing time to the new key's start.
+        let now = (now_ms() + 1).max(self.active_key().not_before_ms + 1);
         let (public, private_der) = generate(algorithm, now)?;
         let file = format!("{}.pk8", public.fingerprint);
         write_file(&self.dir.join(&file), &private_der, true)?;
@@ -457,6 +456,57 @@ impl Keyring {
                 .to_vec(),
         };
         let key = self.active_key();
+        Ok(Signature {
+            bytes,
+            algorithm: key.algorithm,
+            fingerprint: key.fingerprint.clone(),
+        })
+    }
+
+    /// Sign with the key `fingerprint` names, active or retired (re-rendering digests that
+    /// key signed, e.g. in CloudTrail's format). The private key must still be in the
+    /// keyring and match its public key.
+    pub fn sign_with(&self, fingerprint: &str, message: &[u8]) -> Result<Signature> {
+        let i = self
+            .public
+            .iter()
+            .position(|k| k.fingerprint == fingerprint)
+            .ok_or_else(|| IntegrityError::Key(format!("no key {fingerprint} in the keyring")))?;
+        if i == self.public.len() - 1 {
+            return self.sign(message);
+        }
+        let key = &self.public[i];
+        let file = &self.private_files[i];
+        let path = self.dir.join(file);
+        let der = std::fs::read(&path).map_err(|e| IntegrityError::io(&path, e))?;
+        let bytes = match load_private(key.algorithm, &der, file)? {
+            PrivateKey::Ed25519(kp) => {
+                use ring::signature::KeyPair;
+                if spki_ed25519(kp.public_key().as_ref()) != key.der {
+                    return Err(IntegrityError::corrupt(
+                        file,
+                        "does not match its public key",
+                    ));
+                }
+                kp.sign(message).as_ref().to_vec()
+            }
+            PrivateKey::Rsa(sk) => {
+                let private: &rsa::RsaPrivateKey = (*sk).as_ref();
+                let spki = private
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| IntegrityError::Key(e.to_string()))?;
+                if spki.as_bytes() != key.der {
+                    return Err(IntegrityError::corrupt(
+                        file,
+                        "does not match its public key",
+                    ));
+                }
+                sk.try_sign(message)
+                    .map_err(|e| IntegrityError::Key(format!("rsa signing failed: {e}")))?
+                    .to_vec()
+            }
+        };
         Ok(Signature {
             bytes,
             algorithm: key.algorithm,

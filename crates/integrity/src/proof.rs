@@ -33,6 +33,7 @@ use crate::keys::PublicKeySet;
 use crate::leaf::{event_leaf_hash, segment_tree};
 use crate::merkle::{self, MerkleTree};
 use crate::objects;
+use crate::proof_index::{seq_range, ProofIndex};
 use crate::time::parse_iso;
 use crate::validate::{SEGMENTS_PREFIX, SEGMENT_BYTES_MAX};
 
@@ -143,64 +144,153 @@ fn digest_tree(digests: &BTreeMap<String, Bytes>) -> Result<MerkleTree> {
     ))
 }
 
-/// The sequence range `<first>-<last>.parquet` a segment key names, if it does.
-fn seq_range(key: &str) -> Option<(u64, u64)> {
-    let name = key.rsplit('/').next()?.strip_suffix(".parquet")?;
-    let (a, b) = name.split_once('-')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+/// A decoded segment holding the event, and where.
+struct Found {
+    key: String,
+    events: Vec<StoredEvent>,
+    index: usize,
 }
 
-/// Build the proof for `event_id`. `segment_hint` (from the catalog) saves a scan of the
-/// segment listing.
-pub async fn prove_event(
+/// The first of `candidates` (segment keys) that holds event `seq`.
+async fn find_event(
     store: &Arc<dyn ObjectStore>,
-    event_id: &str,
-    segment_hint: Option<&str>,
-) -> Result<EventProof> {
-    let seq = seq_from_event_id(event_id)
-        .ok_or_else(|| IntegrityError::Invalid(format!("{event_id:?} is not an event id")))?;
-    let candidates: Vec<String> = match segment_hint {
-        Some(k) => vec![k.to_string()],
-        None => objects::list(store, SEGMENTS_PREFIX)
-            .await?
-            .into_iter()
-            .map(|m| m.location.to_string())
-            .filter(|k| seq_range(k).is_none_or(|(a, b)| a <= seq && seq <= b))
-            .collect(),
-    };
-    let mut found: Option<(String, Vec<StoredEvent>, usize)> = None;
+    seq: u64,
+    candidates: impl IntoIterator<Item = String>,
+) -> Result<Option<Found>> {
     for key in candidates {
         let Some(bytes) = objects::get_limited(store, &key, SEGMENT_BYTES_MAX).await? else {
             continue;
         };
         let events = trailvault_segment::decode(bytes, trailvault_segment::Projection::Core)
             .map_err(|e| IntegrityError::corrupt(&key, e.to_string()))?;
-        if let Some(i) = events.iter().position(|e| e.seq == seq) {
-            found = Some((key, events, i));
-            break;
+        if let Some(index) = events.iter().position(|e| e.seq == seq) {
+            return Ok(Some(Found { key, events, index }));
         }
     }
-    let (seg_key, events, index) = found.ok_or_else(|| {
+    Ok(None)
+}
+
+async fn read_signature(store: &Arc<dyn ObjectStore>, dkey: &str) -> Result<SignatureFile> {
+    let sig_bytes = objects::get_limited(store, &signature_key(dkey), digest::SIG_BYTES_MAX)
+        .await?
+        .ok_or_else(|| IntegrityError::corrupt(dkey, "signature file not found"))?;
+    serde_json::from_slice(&sig_bytes).map_err(|e| IntegrityError::corrupt(dkey, e.to_string()))
+}
+
+/// Build the proof for `event_id`. With a current `index` (the vault's
+/// [`crate::proof_index::PROOF_INDEX_FILE`]) it reads one segment, one digest, its signature
+/// and one checkpoint; without one (an auditor's copy) it scans the segment listing and
+/// reads every digest.
+pub async fn prove_event(
+    store: &Arc<dyn ObjectStore>,
+    event_id: &str,
+    index: Option<&ProofIndex>,
+) -> Result<EventProof> {
+    let seq = seq_from_event_id(event_id)
+        .ok_or_else(|| IntegrityError::Invalid(format!("{event_id:?} is not an event id")))?;
+    match index {
+        Some(ix)
+            if ix
+                .checkpoint_size()?
+                .is_some_and(|c| c > 0 && c <= ix.size().unwrap_or(0)) =>
+        {
+            prove_indexed(store, event_id, seq, ix).await
+        }
+        _ => prove_by_scan(store, event_id, seq).await,
+    }
+}
+
+async fn prove_indexed(
+    store: &Arc<dyn ObjectStore>,
+    event_id: &str,
+    seq: u64,
+    ix: &ProofIndex,
+) -> Result<EventProof> {
+    let candidates = ix.segments_for_seq(seq)?;
+    let found = find_event(store, seq, candidates.iter().map(|(k, _)| k.clone()))
+        .await?
+        .ok_or_else(|| {
+            IntegrityError::Invalid(format!(
+                "event {event_id} is in no segment a digest lists (yet)"
+            ))
+        })?;
+    let tree_index = candidates
+        .iter()
+        .find(|(k, _)| *k == found.key)
+        .map(|(_, t)| *t)
+        .unwrap_or_default();
+    let (dkey, dhash) = ix.digest_at(tree_index)?.ok_or_else(|| {
+        IntegrityError::corrupt(crate::proof_index::PROOF_INDEX_FILE, "digest missing")
+    })?;
+    let dbytes = objects::get_limited(store, &dkey, digest::DIGEST_BYTES_MAX)
+        .await?
+        .ok_or_else(|| IntegrityError::corrupt(&dkey, "not found"))?;
+    if sha256(&dbytes) != dhash {
+        return Err(IntegrityError::corrupt(
+            &dkey,
+            "differs from the digest that was indexed: validate the vault",
+        ));
+    }
+    let dg = parse_digest(&dkey, &dbytes)?;
+    if !dg.segments.iter().any(|s| s.object == found.key) {
+        return Err(IntegrityError::corrupt(
+            &dkey,
+            format!("does not list {} as the index says", found.key),
+        ));
+    }
+    let sig = read_signature(store, &dkey).await?;
+    let cp_size = ix.checkpoint_size()?.unwrap_or(0);
+    let cp_key = checkpoint::checkpoint_key(cp_size);
+    let cp_bytes = objects::get_limited(store, &cp_key, checkpoint::CHECKPOINT_BYTES_MAX)
+        .await?
+        .ok_or_else(|| IntegrityError::corrupt(&cp_key, "not found"))?;
+    let cp_text = String::from_utf8(cp_bytes.to_vec())
+        .map_err(|_| IntegrityError::corrupt(&cp_key, "not UTF-8"))?;
+    let cp = Checkpoint::parse(&cp_text)?;
+    if cp.size != cp_size || cp.root != ix.root_at(cp_size)? {
+        return Err(IntegrityError::corrupt(
+            &cp_key,
+            "does not match the indexed digest tree: validate the vault",
+        ));
+    }
+    if dg.digest_tree_index != tree_index || tree_index >= cp.size {
+        return Err(IntegrityError::Invalid(
+            "digest is newer than the newest checkpoint".into(),
+        ));
+    }
+    let dpath = ix.inclusion_proof(tree_index, cp.size)?;
+    Ok(assemble(
+        found, dkey, &dbytes, sig, cp_text, tree_index, &dpath,
+    ))
+}
+
+async fn prove_by_scan(
+    store: &Arc<dyn ObjectStore>,
+    event_id: &str,
+    seq: u64,
+) -> Result<EventProof> {
+    let candidates: Vec<String> = objects::list(store, SEGMENTS_PREFIX)
+        .await?
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .filter(|k| seq_range(k).is_none_or(|(a, b)| a <= seq && seq <= b))
+        .collect();
+    let found = find_event(store, seq, candidates).await?.ok_or_else(|| {
         IntegrityError::Invalid(format!("event {event_id} is in no sealed segment"))
     })?;
-    let tree = segment_tree(&events);
     let digests = all_digests(store).await?;
     let mut listing = None;
     for (k, b) in &digests {
         let d = parse_digest(k, b)?;
-        if d.segments.iter().any(|s| s.object == seg_key) {
+        if d.segments.iter().any(|s| s.object == found.key) {
             listing = Some((k.clone(), b.clone(), d));
             break;
         }
     }
     let (dkey, dbytes, dg) = listing.ok_or_else(|| {
-        IntegrityError::Invalid(format!("segment {seg_key} is not in a digest yet"))
+        IntegrityError::Invalid(format!("segment {} is not in a digest yet", found.key))
     })?;
-    let sig_bytes = objects::get_limited(store, &signature_key(&dkey), digest::SIG_BYTES_MAX)
-        .await?
-        .ok_or_else(|| IntegrityError::corrupt(&dkey, "signature file not found"))?;
-    let sig: SignatureFile = serde_json::from_slice(&sig_bytes)
-        .map_err(|e| IntegrityError::corrupt(&dkey, e.to_string()))?;
+    let sig = read_signature(store, &dkey).await?;
     let cp_text = checkpoint::export_checkpoint(store)
         .await?
         .ok_or_else(|| IntegrityError::Invalid("no checkpoint yet".into()))?;
@@ -220,8 +310,29 @@ pub async fn prove_event(
         .ok_or_else(|| {
             IntegrityError::Invalid("digest is newer than the newest checkpoint".into())
         })?;
-    let e = &events[index];
-    Ok(EventProof {
+    Ok(assemble(
+        found,
+        dkey,
+        &dbytes,
+        sig,
+        cp_text,
+        dg.digest_tree_index,
+        &dpath,
+    ))
+}
+
+fn assemble(
+    found: Found,
+    dkey: String,
+    dbytes: &[u8],
+    sig: SignatureFile,
+    cp_text: String,
+    tree_index: u64,
+    dpath: &[Hash],
+) -> EventProof {
+    let tree = segment_tree(&found.events);
+    let e = &found.events[found.index];
+    EventProof {
         proof_format_version: 1,
         event: ProofEvent {
             event_id: e.event_id(),
@@ -233,23 +344,23 @@ pub async fn prove_event(
             leaf_hash: hex::encode(event_leaf_hash(e)),
         },
         segment: ProofSegment {
-            object: seg_key,
+            object: found.key,
             merkle_root: hex::encode(tree.root()),
             event_count: tree.size(),
-            leaf_index: index as u64,
-            inclusion_path: hexes(&tree.inclusion_proof(index as u64).unwrap_or_default()),
+            leaf_index: found.index as u64,
+            inclusion_path: hexes(&tree.inclusion_proof(found.index as u64).unwrap_or_default()),
         },
         digest: ProofDigest {
             object: dkey,
-            content: base64::engine::general_purpose::STANDARD.encode(&dbytes),
+            content: base64::engine::general_purpose::STANDARD.encode(dbytes),
             signature: sig.signature,
         },
         checkpoint: ProofCheckpoint {
             text: cp_text,
-            digest_tree_index: dg.digest_tree_index,
-            inclusion_path: hexes(&dpath),
+            digest_tree_index: tree_index,
+            inclusion_path: hexes(dpath),
         },
-    })
+    }
 }
 
 /// Prove the checkpoint `new` extends `old`, from the digests in the vault.
@@ -385,20 +496,4 @@ fn verify_event_proof(p: &EventProof, keys: &PublicKeySet) -> std::result::Resul
         "event {} is in segment {} (leaf {} of {}), listed by signed digest {}, in checkpoint of {} digests",
         p.event.event_id, p.segment.object, p.segment.leaf_index, p.segment.event_count, p.digest.object, cp.size
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seq_ranges_from_store_layout() {
-        assert_eq!(
-            seq_range(
-                "segments/group=g/year=2025/x/00000000000000000005-00000000000000000009.parquet"
-            ),
-            Some((5, 9))
-        );
-        assert_eq!(seq_range("segments/x.parquet"), None);
-    }
 }

@@ -12,6 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use trailvault_integrity::checkpoint::checkpoint_key;
 use trailvault_integrity::cli::SourceArgs;
 use trailvault_integrity::proof::{prove_consistency, prove_event, verify_proof, Proof};
+use trailvault_integrity::proof_index::{ProofIndex, PROOF_INDEX_FILE};
 use trailvault_integrity::{
     run_validate_cli, run_verify_proof_cli, seal_segment, DigestWriter, Keyring, PublicKeySet,
     SegmentSeal, SignatureAlgorithm, ValidateArgs, VerifyProofArgs,
@@ -32,6 +33,8 @@ async fn vault() -> Vault {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&data).unwrap());
     let ring = Keyring::open_or_create(&data.join("keys"), SignatureAlgorithm::Ed25519).unwrap();
     let mut w = DigestWriter::open(store.clone(), ring).await.unwrap();
+    let index = ProofIndex::open(&data.join(PROOF_INDEX_FILE)).unwrap();
+    w.attach_proof_index(index).await.unwrap();
     let t0 = 1_763_780_400_000i64;
     let mut seq = 1u64;
     for p in 0..4i64 {
@@ -125,6 +128,12 @@ async fn event_and_consistency_proofs_verify_here_and_in_python() {
     // An event in an Ed25519-signed digest and one in an RSA-signed digest.
     for id in ["00000000000000000007", "00000000000000000033"] {
         let proof = Proof::Event(Box::new(prove_event(&v.store, id, None).await.unwrap()));
+        // The index the writer kept gives the same proof without reading every digest.
+        let index = ProofIndex::open_read_only(&v.data.join(PROOF_INDEX_FILE))
+            .unwrap()
+            .unwrap();
+        let indexed = prove_event(&v.store, id, Some(&index)).await.unwrap();
+        assert_eq!(Proof::Event(Box::new(indexed)), proof);
         let summary = verify_proof(&proof, &keys).unwrap();
         assert!(summary.contains(id), "{summary}");
         let file = v.data.join(format!("proof-{id}.json"));

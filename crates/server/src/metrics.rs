@@ -9,7 +9,9 @@
 //!   group, events acknowledged since start, the unsealed tail;
 //! - every metric-filter series' latest 1-minute Sum (within [`METRIC_LOOKBACK_MS`]) as
 //!   `trailvault_metric{namespace,name,dim_<dimension>...}`;
-//! - alarm states as `trailvault_alarm_state{alarm,state} 1` (0 for the other states).
+//! - alarm states as `trailvault_alarm_state{alarm,state} 1` (0 for the other states);
+//! - the last full validation of the digest chain (`trailvault_validation_*`): when it
+//!   finished, whether everything was valid, how many failures, digests and segments.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,10 +155,76 @@ fn render(app: &Arc<crate::AppState>) -> String {
     let _ = writeln!(out, "# TYPE trailvault_tail_age_seconds gauge");
     let age_s = oldest_ms.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0);
     let _ = writeln!(out, "trailvault_tail_age_seconds {}", number(age_s));
+    let status = app
+        .integrity_status
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    render_validation(&mut out, status.as_ref());
     if let Some(monitor) = &app.monitor {
         render_monitoring(&mut out, monitor, now);
     }
     out
+}
+
+/// The last full validation (the integrity crate's `ValidationSummary`, camelCase JSON, as the
+/// validator task publishes it). Before the first run only `trailvault_validation_completed 0`.
+fn render_validation(out: &mut String, status: Option<&serde_json::Value>) {
+    let _ = writeln!(
+        out,
+        "# HELP trailvault_validation_completed 1 once a full validation of the digest chain has finished."
+    );
+    let _ = writeln!(out, "# TYPE trailvault_validation_completed gauge");
+    let _ = writeln!(
+        out,
+        "trailvault_validation_completed {}",
+        u8::from(status.is_some())
+    );
+    let Some(s) = status else { return };
+    let int = |k: &str| s.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let mut gauge = |name: &str, help: &str, samples: &[(&str, i64)]| {
+        let _ = writeln!(out, "# HELP trailvault_validation_{name} {help}");
+        let _ = writeln!(out, "# TYPE trailvault_validation_{name} gauge");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "trailvault_validation_{name}{labels} {v}");
+        }
+    };
+    gauge(
+        "last_run_timestamp_seconds",
+        "When the last full validation finished (Unix time).",
+        &[("", int("finishedAtMs") / 1000)],
+    );
+    let valid = s.get("valid").and_then(serde_json::Value::as_bool) == Some(true);
+    gauge(
+        "valid",
+        "1 if the last full validation found nothing INVALID, else 0.",
+        &[("", i64::from(valid))],
+    );
+    gauge(
+        "failures",
+        "INVALID items (digests, segments, checkpoint checks) in the last full validation.",
+        &[("", int("failuresTotal"))],
+    );
+    let (dv, dt) = (int("digestsValid"), int("digestsTotal"));
+    gauge(
+        "digests",
+        "Digest files checked by the last full validation, by result.",
+        &[
+            ("{result=\"valid\"}", dv),
+            ("{result=\"invalid\"}", dt - dv),
+        ],
+    );
+    // segmentsTotal leaves out the pending ones (written after the newest digest).
+    let (sv, st) = (int("segmentsValid"), int("segmentsTotal"));
+    gauge(
+        "segments",
+        "Segment files checked by the last full validation, by result.",
+        &[
+            ("{result=\"valid\"}", sv),
+            ("{result=\"invalid\"}", st - sv),
+            ("{result=\"pending\"}", int("segmentsPending")),
+        ],
+    );
 }
 
 fn render_monitoring(out: &mut String, monitor: &trailvault_monitor::MonitorEngine, now: i64) {
@@ -231,5 +299,34 @@ mod tests {
         assert_eq!(number(1.5), "1.5");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn validation_status_is_exposed() {
+        let mut out = String::new();
+        render_validation(&mut out, None);
+        assert!(out
+            .lines()
+            .any(|l| l == "trailvault_validation_completed 0"));
+        assert!(!out.contains("trailvault_validation_valid"));
+        // The shape the validator task publishes (integrity's ValidationSummary).
+        let s = serde_json::json!({"finishedAtMs": 1_763_780_400_500i64, "valid": false,
+            "digestsValid": 9, "digestsTotal": 10, "segmentsValid": 40, "segmentsTotal": 42,
+            "segmentsPending": 3, "failuresTotal": 3, "failures": ["x: INVALID: y"]});
+        let mut out = String::new();
+        render_validation(&mut out, Some(&s));
+        for want in [
+            "trailvault_validation_completed 1",
+            "trailvault_validation_last_run_timestamp_seconds 1763780400",
+            "trailvault_validation_valid 0",
+            "trailvault_validation_failures 3",
+            "trailvault_validation_digests{result=\"invalid\"} 1",
+            "trailvault_validation_segments{result=\"valid\"} 40",
+            "trailvault_validation_segments{result=\"invalid\"} 2",
+            "trailvault_validation_segments{result=\"pending\"} 3",
+            "# TYPE trailvault_validation_failures gauge",
+        ] {
+            assert!(out.lines().any(|l| l == want), "missing {want:?} in\n{out}");
+        }
     }
 }
