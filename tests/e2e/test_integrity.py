@@ -75,3 +75,51 @@ def test_offline_validation_catches_tampering_and_truncation(tmp_path):
             cp.unlink()
     truncated = validate("--data", str(data), "--checkpoint", str(checkpoint))
     assert truncated.returncode != 0, truncated.stdout
+
+
+def scrape(v) -> dict:
+    """The vault's /metrics as {series: value} (unsigned GET, as Prometheus scrapes)."""
+    import urllib.request
+    text = urllib.request.urlopen(v.url + "/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def wait_metrics(v, pred, timeout=40):
+    deadline = time.time() + timeout
+    m = scrape(v)
+    while not pred(m) and time.time() < deadline:
+        time.sleep(0.5)
+        m = scrape(v)
+    return m
+
+
+def test_validation_status_is_a_prometheus_metric(tmp_path):
+    v = Vault(tmp_path / "vault", "--seal-age", "1s", "--digest-period", "2s", "--validate-every", "2s").start()
+    try:
+        c = v.boto3()
+        c.create_log_group(logGroupName="audit/metrics")
+        c.create_log_stream(logGroupName="audit/metrics", logStreamName="s")
+        now = int(time.time() * 1000)
+        c.put_log_events(logGroupName="audit/metrics", logStreamName="s",
+                         logEvents=[{"timestamp": now + i, "message": f'{{"i":{i}}}'} for i in range(50)])
+        # A clean chain: one validation has finished, valid, with the sealed segment checked.
+        m = wait_metrics(v, lambda m: m.get('trailvault_validation_segments{result="valid"}', 0) >= 1)
+        assert m["trailvault_validation_completed"] == 1, m
+        assert m["trailvault_validation_valid"] == 1 and m["trailvault_validation_failures"] == 0, m
+        assert m['trailvault_validation_digests{result="valid"}'] >= 1, m
+        assert abs(m["trailvault_validation_last_run_timestamp_seconds"] - time.time()) < 60, m
+        # One flipped byte in the stored segment: the next run reports it.
+        seg = sorted((v.data / "segments").rglob("*.parquet"))[0]
+        raw = bytearray(seg.read_bytes())
+        raw[len(raw) // 2] ^= 1
+        seg.write_bytes(bytes(raw))
+        m = wait_metrics(v, lambda m: m.get("trailvault_validation_failures", 0) >= 1)
+        assert m["trailvault_validation_valid"] == 0, m
+        assert m['trailvault_validation_segments{result="invalid"}'] >= 1, m
+    finally:
+        v.stop()
