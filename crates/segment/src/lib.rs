@@ -27,7 +27,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
 
@@ -80,6 +80,11 @@ pub const BLOOM_FILTER_COLUMNS: [&str; 5] = [
     "source_event_id",
     "service",
 ];
+/// Columns whose values are (nearly) all distinct: written without a dictionary.
+const UNIQUE_VALUE_COLUMNS: [&str; 5] =
+    ["seq", "message", "parsed", "request_id", "source_event_id"];
+/// Long free text no query prunes by: written without min/max statistics.
+const UNPRUNED_TEXT_COLUMNS: [&str; 3] = ["message", "parsed", "error_message"];
 /// False-positive rate of the bloom filters.
 const BLOOM_FILTER_FPP: f64 = 0.01;
 
@@ -168,6 +173,14 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
             .set_column_bloom_filter_fpp(c.clone(), BLOOM_FILTER_FPP)
             .set_column_bloom_filter_max_ndv(c, ROW_GROUP_ROWS_MAX as u64)
     });
+    // Columns of (nearly) unique values: a dictionary never pays off there, and min/max
+    // statistics over whole raw records serve no pruning. Skipping both saves encode time.
+    let props = UNIQUE_VALUE_COLUMNS.iter().fold(props, |p, c| {
+        p.set_column_dictionary_enabled(ColumnPath::from(*c), false)
+    });
+    let props = UNPRUNED_TEXT_COLUMNS.iter().fold(props, |p, c| {
+        p.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::None)
+    });
     let props = props.build();
     let mut out = Vec::with_capacity(events.iter().map(|e| e.message.len()).sum::<usize>() / 3);
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
@@ -203,7 +216,16 @@ fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, S
         Arc::new(message.finish()),
     ];
     let norm: Vec<Option<&Normalized>> = events.iter().map(|e| e.normalized.as_deref()).collect();
-    let text = |f: &dyn Fn(&Normalized) -> Option<String>| -> ArrayRef {
+    // Borrowed, not cloned: one allocation per value and column adds up to tens of millions
+    // for a large import.
+    let text = |f: &dyn Fn(&Normalized) -> Option<&str>| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for n in &norm {
+            b.append_option(n.and_then(f));
+        }
+        Arc::new(b.finish())
+    };
+    let owned = |f: &dyn Fn(&Normalized) -> Option<String>| -> ArrayRef {
         let mut b = StringBuilder::new();
         for n in &norm {
             b.append_option(n.and_then(f));
@@ -226,7 +248,7 @@ fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, S
     };
     for name in NORMALIZED_COLUMNS {
         let col: ArrayRef = match name {
-            "source" => text(&|n| Some(n.source.clone()).filter(|s| !s.is_empty())),
+            "source" => text(&|n| Some(n.source.as_str()).filter(|s| !s.is_empty())),
             "event_time" => {
                 let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
                 for x in &norm {
@@ -234,32 +256,32 @@ fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, S
                 }
                 Arc::new(b.finish())
             }
-            "account" => text(&|n| n.account.clone()),
-            "region" => text(&|n| n.region.clone()),
-            "service" => text(&|n| n.service.clone()),
-            "action" => text(&|n| n.action.clone()),
-            "activity" => text(&|n| n.activity.map(|a| a.as_str().to_string())),
-            "actor_principal_id" => text(&|n| n.actor_principal_id.clone()),
-            "actor_arn" => text(&|n| n.actor_arn.clone()),
-            "actor_type" => text(&|n| n.actor_type.clone()),
-            "actor_user_name" => text(&|n| n.actor_user_name.clone()),
-            "actor_access_key_id" => text(&|n| n.actor_access_key_id.clone()),
+            "account" => text(&|n| n.account.as_deref()),
+            "region" => text(&|n| n.region.as_deref()),
+            "service" => text(&|n| n.service.as_deref()),
+            "action" => text(&|n| n.action.as_deref()),
+            "activity" => text(&|n| n.activity.map(|a| a.as_str())),
+            "actor_principal_id" => text(&|n| n.actor_principal_id.as_deref()),
+            "actor_arn" => text(&|n| n.actor_arn.as_deref()),
+            "actor_type" => text(&|n| n.actor_type.as_deref()),
+            "actor_user_name" => text(&|n| n.actor_user_name.as_deref()),
+            "actor_access_key_id" => text(&|n| n.actor_access_key_id.as_deref()),
             "actor_mfa" => flag(&|n| n.actor_mfa),
-            "actor_invoked_by" => text(&|n| n.actor_invoked_by.clone()),
-            "src_ip" => text(&|n| n.src_ip.clone()),
+            "actor_invoked_by" => text(&|n| n.actor_invoked_by.as_deref()),
+            "src_ip" => text(&|n| n.src_ip.as_deref()),
             "src_port" => port(&|n| n.src_port),
-            "dst_ip" => text(&|n| n.dst_ip.clone()),
+            "dst_ip" => text(&|n| n.dst_ip.as_deref()),
             "dst_port" => port(&|n| n.dst_port),
-            "user_agent" => text(&|n| n.user_agent.clone()),
-            "resources" => text(&|n| {
+            "user_agent" => text(&|n| n.user_agent.as_deref()),
+            "resources" => owned(&|n| {
                 (!n.resources.is_empty())
                     .then(|| serde_json::to_string(&n.resources).unwrap_or_default())
             }),
-            "outcome" => text(&|n| n.outcome.map(|o| o.as_str().to_string())),
-            "error_code" => text(&|n| n.error_code.clone()),
-            "error_message" => text(&|n| n.error_message.clone()),
-            "request_id" => text(&|n| n.request_id.clone()),
-            "source_event_id" => text(&|n| n.source_event_id.clone()),
+            "outcome" => text(&|n| n.outcome.map(|o| o.as_str())),
+            "error_code" => text(&|n| n.error_code.as_deref()),
+            "error_message" => text(&|n| n.error_message.as_deref()),
+            "request_id" => text(&|n| n.request_id.as_deref()),
+            "source_event_id" => text(&|n| n.source_event_id.as_deref()),
             "read_only" => flag(&|n| n.read_only),
             "bytes" => {
                 let mut b = Int64Builder::with_capacity(n);
@@ -275,7 +297,7 @@ fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, S
                 }
                 Arc::new(b.finish())
             }
-            "parsed" => text(&|n| n.parsed.as_ref().map(|p| p.to_string())),
+            "parsed" => owned(&|n| n.parsed.as_ref().map(|p| p.to_string())),
             _ => unreachable!("every normalized column is listed above"),
         };
         columns.push(col);
