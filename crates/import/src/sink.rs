@@ -245,12 +245,29 @@ impl Sink {
 
     /// Appends `events` to an open stream, in batches, in order. `stored_before` is the stream's
     /// count before (from [`Sink::open_stream`]); used to recount after an uncertain API failure.
+    ///
+    /// Embedded, the batches are written to the WAL without waiting for a sync: they become
+    /// durable with the next synced write, at the latest the ledger entry of their file
+    /// ([`Sink::append_ledger`]). A crash before it loses a suffix of the WAL, never a hole,
+    /// so each file's stream still holds a prefix of its records and resuming stays exact.
     pub async fn append(
         &self,
         group: &str,
         stream: &str,
         events: Vec<InputEvent>,
         stored_before: u64,
+    ) -> anyhow::Result<()> {
+        self.append_with(group, stream, events, stored_before, false)
+            .await
+    }
+
+    async fn append_with(
+        &self,
+        group: &str,
+        stream: &str,
+        events: Vec<InputEvent>,
+        stored_before: u64,
+        sync: bool,
     ) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -266,9 +283,13 @@ impl Sink {
                 for r in ranges.iter().rev() {
                     batches.push(events.split_off(r.start));
                 }
+                let opts = |now| match sync {
+                    true => PutOptions::import(now),
+                    false => PutOptions::import(now).with_deferred_sync(),
+                };
                 for batch in batches.into_iter().rev() {
                     vault
-                        .put_log_events(group, stream, batch, PutOptions::import(now_ms()))
+                        .put_log_events(group, stream, batch, opts(now_ms()))
                         .await
                         .with_context(|| format!("writing to {group}/{stream}"))?;
                 }
@@ -409,7 +430,8 @@ impl Sink {
         Ok(ledger)
     }
 
-    /// Appends entries to the ledger (after the files' events are durable).
+    /// Appends entries to the ledger after the files' events were appended; the ledger write
+    /// is synced, which makes those events durable before (or with) their entries.
     pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> anyhow::Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -427,7 +449,7 @@ impl Sink {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        self.append(LEDGER_GROUP, LEDGER_STREAM, events, before)
+        self.append_with(LEDGER_GROUP, LEDGER_STREAM, events, before, true)
             .await
     }
 
