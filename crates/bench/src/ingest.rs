@@ -23,7 +23,7 @@ pub struct IngestArgs {
 const EVENTS_PER_BATCH: usize = 1000;
 
 /// A seeded, realistic ~1 KB CloudTrail-like record.
-fn message(rng: &mut impl Rng, i: usize) -> String {
+pub(crate) fn message(rng: &mut impl Rng, i: usize) -> String {
     const NAMES: [&str; 6] = [
         "ConsoleLogin",
         "AssumeRole",
