@@ -62,11 +62,13 @@ pub fn event_leaf_hash(event: &StoredEvent) -> Hash {
 }
 
 /// Leaf hashes of a segment's events, in stored order.
-pub fn event_leaf_hashes(events: &[StoredEvent]) -> Vec<Hash> {
+/// Generic over owned events and references (a seal hashes borrowed events).
+pub fn event_leaf_hashes<E: std::borrow::Borrow<StoredEvent>>(events: &[E]) -> Vec<Hash> {
     let mut buf = Vec::new();
     events
         .iter()
         .map(|e| {
+            let e = e.borrow();
             buf.clear();
             encode_leaf_into(e, &mut buf);
             merkle::leaf_hash(&buf)

@@ -12,6 +12,7 @@
 //! Parquet's own page checksums and footer guard the bytes; the integrity chain hashes the
 //! whole file. Decoding asserts the version and the schema, and fails loudly on anything else.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -142,17 +143,19 @@ pub enum Projection {
 }
 
 /// Sort events into segment order: (stream, timestamp, seq).
-pub fn sort_for_segment(events: &mut [StoredEvent]) {
+/// Generic over owned events and references, so a seal can sort and encode borrowed events.
+pub fn sort_for_segment<E: Borrow<StoredEvent>>(events: &mut [E]) {
     events.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
         (a.stream.as_str(), a.timestamp_ms, a.seq).cmp(&(b.stream.as_str(), b.timestamp_ms, b.seq))
     });
 }
 
 /// Encode events (already in segment order, see [`sort_for_segment`]) as Parquet bytes.
-pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
+pub fn encode<E: Borrow<StoredEvent>>(events: &[E]) -> Result<Vec<u8>, SegmentError> {
     debug_assert!(events.windows(2).all(|w| {
-        (w[0].stream.as_str(), w[0].timestamp_ms, w[0].seq)
-            <= (w[1].stream.as_str(), w[1].timestamp_ms, w[1].seq)
+        let (a, b) = (w[0].borrow(), w[1].borrow());
+        (a.stream.as_str(), a.timestamp_ms, a.seq) <= (b.stream.as_str(), b.timestamp_ms, b.seq)
     }));
     let schema = schema();
     let props = WriterProperties::builder()
@@ -182,7 +185,13 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
         p.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::None)
     });
     let props = props.build();
-    let mut out = Vec::with_capacity(events.iter().map(|e| e.message.len()).sum::<usize>() / 3);
+    let mut out = Vec::with_capacity(
+        events
+            .iter()
+            .map(|e| e.borrow().message.len())
+            .sum::<usize>()
+            / 3,
+    );
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
     for chunk in events.chunks(ROW_GROUP_ROWS_MAX) {
         writer.write(&to_batch(&schema, chunk)?)?;
@@ -191,15 +200,19 @@ pub fn encode(events: &[StoredEvent]) -> Result<Vec<u8>, SegmentError> {
     Ok(out)
 }
 
-fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, SegmentError> {
+fn to_batch<E: Borrow<StoredEvent>>(
+    schema: &SchemaRef,
+    events: &[E],
+) -> Result<RecordBatch, SegmentError> {
     let n = events.len();
     let mut seq = UInt64Builder::with_capacity(n);
     let mut group = StringBuilder::new();
     let mut stream = StringBuilder::new();
     let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut message = StringBuilder::new();
-    for e in events {
+    let mut message =
+        StringBuilder::with_capacity(n, events.iter().map(|e| e.borrow().message.len()).sum());
+    for e in events.iter().map(Borrow::borrow) {
         seq.append_value(e.seq);
         group.append_value(&e.group);
         stream.append_value(&e.stream);
@@ -215,7 +228,10 @@ fn to_batch(schema: &SchemaRef, events: &[StoredEvent]) -> Result<RecordBatch, S
         Arc::new(ingest.finish()),
         Arc::new(message.finish()),
     ];
-    let norm: Vec<Option<&Normalized>> = events.iter().map(|e| e.normalized.as_deref()).collect();
+    let norm: Vec<Option<&Normalized>> = events
+        .iter()
+        .map(|e| e.borrow().normalized.as_deref())
+        .collect();
     // Borrowed, not cloned: one allocation per value and column adds up to tens of millions
     // for a large import.
     let text = |f: &dyn Fn(&Normalized) -> Option<&str>| -> ArrayRef {
