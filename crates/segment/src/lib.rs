@@ -32,6 +32,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
 
+pub mod lookup_index;
+
 pub const SEGMENT_FORMAT_VERSION: &str = "1";
 pub const FORMAT_VERSION_KEY: &str = "trailvault.segment.version";
 /// Rows per Parquet row group: large enough for good compression, small enough that a

@@ -47,6 +47,7 @@ use trailvault_model::StoredEvent;
 use trailvault_store::{StreamFilter, Vault};
 
 use crate::error::SqlError;
+use crate::segment_scan::{LookupFilters, SegmentRef};
 
 /// Default query memory: 1 GiB.
 pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
@@ -109,6 +110,12 @@ pub struct SqlEngine {
     sealed_through_seq: u64,
     tail_events: usize,
     memory_limit_bytes: usize,
+    data_dir: PathBuf,
+    /// The sealed segments of the snapshot, for lookups.
+    segments: Vec<SegmentRef>,
+    /// The unsealed events, for lookups.
+    tail_table: Arc<MemTable>,
+    filters: LookupFilters,
 }
 
 /// The sealed side of a snapshot.
@@ -120,6 +127,7 @@ struct Sealed {
     segment_counts: BTreeMap<String, usize>,
     /// Sealed event count per (group, stream), to find the streams that have a tail.
     sealed_per_stream: BTreeMap<(String, String), u64>,
+    segments: Vec<SegmentRef>,
 }
 
 impl SqlEngine {
@@ -178,7 +186,7 @@ impl SqlEngine {
             )?
             .select(view_exprs(true))?;
         let tail_df = ctx
-            .read_table(tail_table)?
+            .read_table(tail_table.clone())?
             .filter(col("seq").gt(lit(sealed.through_seq)))?
             .select(view_exprs(false))?;
         let events = sealed_df.union(tail_df)?;
@@ -197,6 +205,10 @@ impl SqlEngine {
             sealed_through_seq: sealed.through_seq,
             tail_events,
             memory_limit_bytes: opts.memory_limit_bytes,
+            data_dir: data_dir.to_path_buf(),
+            segments: sealed.segments,
+            tail_table,
+            filters: LookupFilters::new(data_dir),
         })
     }
 
@@ -245,6 +257,27 @@ impl SqlEngine {
     pub async fn query_stream(&self, query: &str) -> Result<SendableRecordBatchStream, SqlError> {
         let df = self.sql(query).await?;
         df.execute_stream().await.map_err(|e| self.error(e))
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub(crate) fn segments(&self) -> &[SegmentRef] {
+        &self.segments
+    }
+
+    pub(crate) fn lookup_filters(&self) -> &LookupFilters {
+        &self.filters
+    }
+
+    /// The unsealed events with the columns of `events`.
+    pub(crate) fn tail_frame(&self) -> Result<DataFrame, SqlError> {
+        Ok(self
+            .ctx
+            .read_table(self.tail_table.clone())?
+            .filter(col("seq").gt(lit(self.sealed_through_seq)))?
+            .select(view_exprs(false))?)
     }
 
     /// Convert a DataFusion error met while running a query of this engine.
@@ -387,11 +420,17 @@ fn sealed_from_vault(vault: &Vault) -> Result<Sealed, SqlError> {
         through_seq: 0,
         segment_counts: BTreeMap::new(),
         sealed_per_stream: BTreeMap::new(),
+        segments: Vec::new(),
     };
     for meta in vault.log_groups() {
         let segments = vault.segments(&meta.name)?;
         for seg in &segments {
             sealed.through_seq = sealed.through_seq.max(seg.last_seq);
+            sealed.segments.push(SegmentRef {
+                key: seg.key.clone(),
+                oldest_ms: seg.oldest_ms,
+                newest_ms: seg.newest_ms,
+            });
             for r in &seg.streams {
                 *sealed
                     .sealed_per_stream
@@ -461,13 +500,26 @@ fn sealed_from_catalog(data_dir: &Path) -> Result<Sealed, SqlError> {
         through_seq: 0,
         segment_counts: BTreeMap::new(),
         sealed_per_stream: BTreeMap::new(),
+        segments: Vec::new(),
     };
-    let mut stmt = conn.prepare("SELECT log_group, last_seq FROM segments")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut stmt =
+        conn.prepare("SELECT log_group, last_seq, key, oldest_ms, newest_ms FROM segments")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            SegmentRef {
+                key: r.get(2)?,
+                oldest_ms: r.get(3)?,
+                newest_ms: r.get(4)?,
+            },
+        ))
+    })?;
     for row in rows {
-        let (group, last_seq) = row?;
+        let (group, last_seq, segment) = row?;
         sealed.through_seq = sealed.through_seq.max(u64::try_from(last_seq).unwrap_or(0));
         *sealed.segment_counts.entry(group).or_default() += 1;
+        sealed.segments.push(segment);
     }
     Ok(sealed)
 }

@@ -5,6 +5,8 @@
 //! - [`engine`]: [`SqlEngine`], the session over sealed segments (a hive-partitioned listing
 //!   table over `segments/`) and the unsealed tail (in memory), with a bounded memory pool;
 //! - [`lookup`]: [`SqlEngine::lookup`] by one `LookupEvents` attribute;
+//! - `segment_scan`: how a lookup reads sealed segments (catalog time ranges and lookup
+//!   filters pick the files, newest first, stopping once the answer is known);
 //! - [`cli`]: `trailvault sql` and `trailvault lookup` ([`SqlArgs`], [`run_sql`],
 //!   [`LookupArgs`], [`run_lookup`]);
 //! - [`dataset`]: the seeded multi-account dataset generator used by tests and benchmarks.
@@ -17,8 +19,9 @@ pub mod dataset;
 pub mod engine;
 mod error;
 pub mod lookup;
+mod segment_scan;
 
 pub use cli::{run_lookup, run_sql, LookupArgs, OutputFormat, SqlArgs};
 pub use engine::{view_columns, DataScope, SqlEngine, SqlOptions, MEMORY_LIMIT_BYTES_DEFAULT};
 pub use error::SqlError;
-pub use lookup::{LookupAttribute, LookupEvent, LOOKUP_RESULTS_MAX};
+pub use lookup::{LookupAttribute, LookupEvent, LookupStats, LOOKUP_RESULTS_MAX};

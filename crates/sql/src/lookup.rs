@@ -1,23 +1,26 @@
 //! Lookups in the spirit of CloudTrail's `LookupEvents`: one attribute equal to one value,
 //! over a time range of any age, newest first.
 //!
-//! A lookup is an ordinary query on `events`, shaped so that it is answered by pruning
-//! rather than by a scan: the time range becomes a predicate on the hive partition columns
-//! (whole hours of files are skipped without opening them) and on `timestamp` (row-group
-//! statistics); equality on `action`, `actor_user_name`, `actor_access_key_id`, `service` and
-//! `source_event_id` is checked against the Parquet bloom filters the segment writer keeps
-//! for those columns, so row groups that cannot hold the value are never decoded.
+//! A lookup is answered from indexes rather than by a scan: the catalog's time range of each
+//! segment and the lookup filters written at seal time (one bloom filter per segment and
+//! attribute, `trailvault_segment::lookup_index`) pick the segments that can hold a match;
+//! only those are opened, newest first, and reading stops once the newest `max_results`
+//! are known (`segment_scan`). The unsealed tail is filtered in memory. The predicate is
+//! one DataFusion expression, so a lookup matches exactly what the same SQL would.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{TimestampMillisecondType, UInt64Type};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::functions::expr_fn::strpos;
 use datafusion::prelude::{col, lit, Expr};
+use trailvault_segment::lookup_index::LookupKey;
 
 use crate::engine::SqlEngine;
 use crate::error::SqlError;
+use crate::segment_scan::{self, SegmentPredicate, SegmentRef};
 
 /// Most events one lookup returns.
 pub const LOOKUP_RESULTS_MAX: usize = 10_000;
@@ -58,6 +61,28 @@ impl LookupAttribute {
             LookupAttribute::ResourceName => "ResourceName",
             LookupAttribute::EventSource => "EventSource",
             LookupAttribute::AccessKeyId => "AccessKeyId",
+        }
+    }
+
+    /// The lookup filters' name for this attribute.
+    pub fn index_key(self) -> LookupKey {
+        match self {
+            LookupAttribute::EventId => LookupKey::EventId,
+            LookupAttribute::EventName => LookupKey::EventName,
+            LookupAttribute::ReadOnly => LookupKey::ReadOnly,
+            LookupAttribute::Username => LookupKey::Username,
+            LookupAttribute::ResourceType => LookupKey::ResourceType,
+            LookupAttribute::ResourceName => LookupKey::ResourceName,
+            LookupAttribute::EventSource => LookupKey::EventSource,
+            LookupAttribute::AccessKeyId => LookupKey::AccessKeyId,
+        }
+    }
+
+    /// `value` as the lookup filters hold it (`ReadOnly` as `true` / `false`).
+    fn indexed_value(self, value: &str) -> String {
+        match self {
+            LookupAttribute::ReadOnly => value.to_ascii_lowercase(),
+            _ => value.to_string(),
         }
     }
 
@@ -133,8 +158,19 @@ pub struct LookupEvent {
     pub message: String,
 }
 
+/// How a lookup was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupStats {
+    /// Sealed segments in the engine's snapshot.
+    pub segments: usize,
+    /// Segments whose time range and lookup filter admit a match.
+    pub candidates: usize,
+    /// Segments opened (newest first, until the answer was known).
+    pub read: usize,
+}
+
 /// Columns a lookup reads, in [`LookupEvent`] order.
-const LOOKUP_COLUMNS: [&str; 13] = [
+pub(crate) const LOOKUP_COLUMNS: [&str; 13] = [
     "seq",
     "log_group",
     "log_stream",
@@ -157,22 +193,6 @@ fn ts_lit(ms: i64) -> Expr {
     ))
 }
 
-/// `year*1000000 + month*10000 + day*100 + hour` of `ms`, the key the partition predicate
-/// compares.
-fn hour_key(ms: i64) -> i64 {
-    use chrono::{Datelike, Timelike};
-    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    i64::from(t.year()) * 1_000_000
-        + i64::from(t.month()) * 10_000
-        + i64::from(t.day()) * 100
-        + i64::from(t.hour())
-}
-
-fn hour_key_expr() -> Expr {
-    let c = |n: &str| datafusion::prelude::cast(col(n), arrow::datatypes::DataType::Int64);
-    c("year") * lit(1_000_000i64) + c("month") * lit(10_000i64) + c("day") * lit(100i64) + c("hour")
-}
-
 impl SqlEngine {
     /// Events whose `attribute` equals `value` with a timestamp in `[start_ms, end_ms)`,
     /// newest first, at most `max_results` (capped at [`LOOKUP_RESULTS_MAX`]).
@@ -184,44 +204,93 @@ impl SqlEngine {
         end_ms: Option<i64>,
         max_results: usize,
     ) -> Result<Vec<LookupEvent>, SqlError> {
+        self.lookup_with_stats(attribute, value, start_ms, end_ms, max_results)
+            .await
+            .map(|(events, _)| events)
+    }
+
+    /// [`SqlEngine::lookup`], also saying how many segments it considered and read.
+    pub async fn lookup_with_stats(
+        &self,
+        attribute: LookupAttribute,
+        value: &str,
+        start_ms: Option<i64>,
+        end_ms: Option<i64>,
+        max_results: usize,
+    ) -> Result<(Vec<LookupEvent>, LookupStats), SqlError> {
         let mut filter = attribute.predicate(value)?;
         if let Some(start) = start_ms {
-            filter = filter
-                .and(hour_key_expr().gt_eq(lit(hour_key(start))))
-                .and(col("timestamp").gt_eq(ts_lit(start)));
+            filter = filter.and(col("timestamp").gt_eq(ts_lit(start)));
         }
         if let Some(end) = end_ms {
-            // The hour holding `end - 1` is the last one that can hold a match.
-            filter = filter
-                .and(hour_key_expr().lt_eq(lit(hour_key(end.saturating_sub(1)))))
-                .and(col("timestamp").lt(ts_lit(end)));
+            filter = filter.and(col("timestamp").lt(ts_lit(end)));
         }
         let limit = max_results.clamp(1, LOOKUP_RESULTS_MAX);
-        let df = self
-            .context()
-            .table("events")
-            .await
-            .map_err(|e| self.error(e))?
-            .filter(filter)
-            .and_then(|df| {
-                df.sort(vec![
-                    col("timestamp").sort(false, false),
-                    col("seq").sort(false, false),
-                ])
-            })
-            .and_then(|df| df.limit(0, Some(limit)))
-            .and_then(|df| df.select_columns(&LOOKUP_COLUMNS))
-            .map_err(|e| self.error(e))?;
-        let batches = self.collect(df).await?;
-        let mut out = Vec::new();
-        for b in &batches {
-            rows_of(b, &mut out)?;
+
+        // Sealed: only the segments whose time range and filter admit a match are opened.
+        let filters = self.lookup_filters().of(attribute.index_key())?;
+        let indexed = attribute.indexed_value(value);
+        let mut candidates: Vec<SegmentRef> = self
+            .segments()
+            .iter()
+            .filter(|s| start_ms.is_none_or(|t| s.newest_ms >= t))
+            .filter(|s| end_ms.is_none_or(|t| s.oldest_ms < t))
+            .filter(|s| filters.get(&s.key).is_none_or(|f| f.may_contain(&indexed)))
+            .cloned()
+            .collect();
+        candidates.sort_by_key(|s| std::cmp::Reverse(s.newest_ms));
+        let mut stats = LookupStats {
+            segments: self.segments().len(),
+            candidates: candidates.len(),
+            read: 0,
+        };
+        let predicate = Arc::new(self.segment_predicate(filter.clone())?);
+        let (mut found, read) =
+            segment_scan::newest_matches(self.data_dir(), candidates, predicate, limit).await?;
+        stats.read = read;
+
+        if self.tail_events() > 0 {
+            let df = self
+                .tail_frame()?
+                .filter(filter)
+                .and_then(|df| {
+                    df.sort(vec![
+                        col("timestamp").sort(false, false),
+                        col("seq").sort(false, false),
+                    ])
+                })
+                .and_then(|df| df.limit(0, Some(limit)))
+                .and_then(|df| df.select_columns(&LOOKUP_COLUMNS))
+                .map_err(|e| self.error(e))?;
+            for b in &self.collect(df).await? {
+                rows_of(b, &mut found)?;
+            }
+            segment_scan::sort_newest_first(&mut found);
+            found.truncate(limit);
         }
-        Ok(out)
+        Ok((found, stats))
+    }
+
+    /// `filter` compiled against the segment columns it reads, for a Parquet row filter.
+    fn segment_predicate(&self, filter: Expr) -> Result<SegmentPredicate, SqlError> {
+        let segment = trailvault_segment::schema();
+        let mut columns: Vec<usize> = filter
+            .column_refs()
+            .into_iter()
+            .map(|c| segment.index_of(&c.name))
+            .collect::<Result<_, _>>()?;
+        columns.sort_unstable();
+        columns.dedup();
+        let schema = DFSchema::try_from(segment.project(&columns)?)?;
+        let expr = self
+            .context()
+            .create_physical_expr(filter, &schema)
+            .map_err(|e| self.error(e))?;
+        Ok(SegmentPredicate { expr, columns })
     }
 }
 
-fn rows_of(b: &RecordBatch, out: &mut Vec<LookupEvent>) -> Result<(), SqlError> {
+pub(crate) fn rows_of(b: &RecordBatch, out: &mut Vec<LookupEvent>) -> Result<(), SqlError> {
     let bad = |column: &'static str| trailvault_segment::SegmentError::Schema { column };
     let text =
         |i: usize, name: &'static str| b.column(i).as_string_opt::<i32>().ok_or_else(|| bad(name));
@@ -281,11 +350,5 @@ mod tests {
         }
         assert!("Color".parse::<LookupAttribute>().is_err());
         assert!(LookupAttribute::ReadOnly.predicate("maybe").is_err());
-    }
-
-    #[test]
-    fn hour_keys_order_like_time() {
-        assert_eq!(hour_key(1_763_780_400_000), 2_025_112_203);
-        assert!(hour_key(1_763_780_400_000 - 1) < hour_key(1_763_780_400_000));
     }
 }

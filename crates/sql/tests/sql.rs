@@ -269,6 +269,78 @@ async fn bloom_filters_prune_row_groups_of_sealed_segments() {
     assert_eq!(found[0].seq, truth[7].0);
 }
 
+/// The lookup filters written at seal time decide which segments a lookup opens; without
+/// them (a vault sealed before they existed) every segment in range is opened and the
+/// answer is the same; `rebuild_lookup_filters` derives them again from the segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_filters_pick_the_segments_and_can_be_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    vault.seal_now().await.unwrap();
+    let truth = cloudtrail_truth(&vault).await;
+    let id = truth[truth.len() / 3].2["eventID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let check = |engine: SqlEngine| {
+        let id = id.clone();
+        async move {
+            let (found, stats) = engine
+                .lookup_with_stats(LookupAttribute::EventId, &id, None, None, 10)
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].event_id.as_deref(), Some(id.as_str()));
+            let (absent, absent_stats) = engine
+                .lookup_with_stats(LookupAttribute::Username, "nobody-at-all", None, None, 10)
+                .await
+                .unwrap();
+            assert!(absent.is_empty());
+            (stats, absent_stats)
+        }
+    };
+    let (stats, absent) = check(
+        SqlEngine::from_vault(&vault, SqlOptions::default())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(stats.segments > 10, "{stats:?}");
+    assert_eq!((stats.candidates, stats.read), (1, 1), "{stats:?}");
+    assert_eq!((absent.candidates, absent.read), (0, 0), "{absent:?}");
+    drop(vault);
+
+    // Forget the filters (derived data): the same answers, from every segment.
+    let catalog = dir.path().join("catalog.sqlite");
+    let conn = rusqlite::Connection::open(&catalog).unwrap();
+    let removed = conn.execute("DELETE FROM lookup_filters", []).unwrap();
+    assert!(removed > 0);
+    drop(conn);
+    let (stats, absent) = check(
+        SqlEngine::open_sealed(dir.path(), SqlOptions::default())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(stats.candidates, stats.segments, "{stats:?}");
+    assert_eq!(absent.read, absent.segments, "{absent:?}");
+
+    let vault = Vault::open(VaultConfig::new(dir.path())).await.unwrap();
+    assert_eq!(
+        vault.rebuild_lookup_filters().await.unwrap(),
+        stats.segments
+    );
+    assert_eq!(vault.rebuild_lookup_filters().await.unwrap(), 0);
+    let (stats, absent) = check(
+        SqlEngine::from_vault(&vault, SqlOptions::default())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((stats.candidates, stats.read), (1, 1), "{stats:?}");
+    assert_eq!(absent.read, 0, "{absent:?}");
+}
+
 /// Row groups the bloom filters pruned, from `EXPLAIN ANALYZE` metrics.
 fn bloom_pruned(plan: &str) -> u64 {
     let Some(at) = plan.find("row_groups_pruned_bloom_filter=") else {

@@ -9,7 +9,7 @@
 //! - Rows in `segments` are never updated or deleted by any code path (retention expiry will
 //!   add its own records, not remove these).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -115,6 +115,45 @@ pub trait Catalog: Send + Sync {
     fn clear_intent(&self, intent_id: i64) -> Result<()>;
     fn get_setting(&self, key: &str) -> Result<Option<String>>;
     fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Store lookup filters (derived data, written after the seal committed); replaces the
+    /// filter already stored for the same segment and attribute.
+    fn put_lookup_filters(&self, filters: &[SegmentLookupFilter]) -> Result<()>;
+    /// Keys of the segments that have lookup filters.
+    fn segments_with_lookup_filters(&self) -> Result<HashSet<String>>;
+    /// Every segment's filter for one attribute (`LookupKey::as_str`), as (segment key,
+    /// encoded filter).
+    fn lookup_filters(&self, attribute: &str) -> Result<Vec<(String, Vec<u8>)>>;
+}
+
+/// One segment's lookup filter for one attribute (`trailvault_segment::lookup_index`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentLookupFilter {
+    pub segment_key: String,
+    pub attribute: &'static str,
+    /// `LookupFilter::encode`, format `LOOKUP_FILTER_FORMAT`.
+    pub filter: Vec<u8>,
+}
+
+/// The filters of one attribute, read from an open catalog connection (read-only readers
+/// of `catalog.sqlite` use it too). A catalog created before the filters existed has none.
+pub fn query_lookup_filters(conn: &Connection, attribute: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut stmt = match conn.prepare(
+        "SELECT segment_key, filter FROM lookup_filters WHERE attribute = ?1 AND format = ?2",
+    ) {
+        Ok(s) => s,
+        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rows = stmt.query_map(
+        params![
+            attribute,
+            trailvault_segment::lookup_index::LOOKUP_FILTER_FORMAT
+        ],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+    )?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 const SCHEMA: &str = "
@@ -156,6 +195,14 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE INDEX IF NOT EXISTS segments_by_group ON segments (log_group, oldest_ms);
 CREATE TABLE IF NOT EXISTS seal_intents (id INTEGER PRIMARY KEY AUTOINCREMENT, keys TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Derived from the segments (rebuildable), never evidence: see put_lookup_filters.
+CREATE TABLE IF NOT EXISTS lookup_filters (
+    attribute TEXT NOT NULL,
+    segment_key TEXT NOT NULL,
+    format INTEGER NOT NULL,
+    filter BLOB NOT NULL,
+    PRIMARY KEY (attribute, segment_key)
+) WITHOUT ROWID;
 ";
 
 const SCHEMA_VERSION: &str = "1";
@@ -451,5 +498,37 @@ impl Catalog for SqliteCatalog {
             [key, value],
         )?;
         Ok(())
+    }
+
+    fn put_lookup_filters(&self, filters: &[SegmentLookupFilter]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR REPLACE INTO lookup_filters (attribute, segment_key, format, filter) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for f in filters {
+                stmt.execute(params![
+                    f.attribute,
+                    f.segment_key,
+                    trailvault_segment::lookup_index::LOOKUP_FILTER_FORMAT,
+                    f.filter
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn segments_with_lookup_filters(&self) -> Result<HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT DISTINCT segment_key FROM lookup_filters")?;
+        let keys = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(keys.collect::<std::result::Result<_, _>>()?)
+    }
+
+    fn lookup_filters(&self, attribute: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        query_lookup_filters(&self.conn(), attribute)
     }
 }

@@ -14,7 +14,9 @@ pub mod storage;
 mod vault;
 pub mod wal;
 
-pub use catalog::{Catalog, LogGroupMeta, SegmentMeta, StreamMeta, StreamRange};
+pub use catalog::{
+    Catalog, LogGroupMeta, SegmentLookupFilter, SegmentMeta, StreamMeta, StreamRange,
+};
 pub use error::{Result, StoreError};
 pub use storage::Storage;
 pub use vault::{

@@ -34,7 +34,9 @@ use trailvault_model::limits::{
 };
 use trailvault_model::{Normalized, StoredEvent};
 
-use crate::catalog::{Catalog, LogGroupMeta, SegmentMeta, SqliteCatalog, StreamMeta, StreamRange};
+use crate::catalog::{
+    Catalog, LogGroupMeta, SegmentLookupFilter, SegmentMeta, SqliteCatalog, StreamMeta, StreamRange,
+};
 use crate::error::{Result, StoreError};
 use crate::layout;
 use crate::memtable::Memtable;
@@ -798,7 +800,8 @@ impl Vault {
             })
             .collect();
         let merkle = self.inner.cfg.merkle_root.clone();
-        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<(SegmentMeta, Bytes)>> {
+        type Encoded = (SegmentMeta, Bytes, Vec<SegmentLookupFilter>);
+        let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<Encoded>> {
             let sealed_at_ms = 0; // set at commit
             let mut out = Vec::with_capacity(parts.len());
             for ((group, _hour, mut events), key) in parts.into_iter().zip(keys) {
@@ -835,19 +838,25 @@ impl Vault {
                     sealed_at_ms,
                     streams,
                 };
-                out.push((meta, Bytes::from(bytes)));
+                let filters = lookup_filters_of(&meta.key, &events);
+                out.push((meta, Bytes::from(bytes), filters));
             }
             Ok(out)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
-        let keys: Vec<String> = encoded.iter().map(|(m, _)| m.key.clone()).collect();
+        let keys: Vec<String> = encoded.iter().map(|(m, _, _)| m.key.clone()).collect();
         let intent = self.inner.catalog.begin_seal(&keys)?;
-        for (meta, bytes) in &encoded {
+        for (meta, bytes, _) in &encoded {
             self.inner.storage.put_new(&meta.key, bytes.clone()).await?;
         }
-        let mut metas: Vec<SegmentMeta> = encoded.into_iter().map(|(m, _)| m).collect();
+        let mut filters = Vec::new();
+        let mut metas: Vec<SegmentMeta> = Vec::with_capacity(encoded.len());
+        for (m, _, f) in encoded {
+            metas.push(m);
+            filters.extend(f);
+        }
 
         // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
         {
@@ -892,6 +901,11 @@ impl Vault {
             st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
         }
         wal::remove_sealed(&self.inner.cfg.data_dir.join("wal"), watermark)?;
+        // Derived data after the commit: a failure costs lookups speed, never events (a
+        // segment without filters is opened; `rebuild_lookup_filters` fills them in).
+        if let Err(e) = self.inner.catalog.put_lookup_filters(&filters) {
+            tracing::warn!(error = %e, "lookup filters of the sealed segments were not stored");
+        }
         let report = SealReport {
             events: metas.iter().map(|m| m.event_count).sum(),
             raw_bytes: metas.iter().map(|m| m.raw_bytes).sum(),
@@ -904,6 +918,35 @@ impl Vault {
             "sealed"
         );
         Ok(report)
+    }
+
+    /// Compute and store the lookup filters of every sealed segment that has none (a vault
+    /// written before they existed, or a seal whose filters failed to store), from the
+    /// segments themselves. Returns how many segments were indexed.
+    pub async fn rebuild_lookup_filters(&self) -> Result<usize> {
+        let done = self.inner.catalog.segments_with_lookup_filters()?;
+        let missing: Vec<Arc<SegmentMeta>> = {
+            let st = self.read_state();
+            st.groups
+                .values()
+                .flat_map(|g| g.segments.iter())
+                .filter(|m| !done.contains(&m.key))
+                .cloned()
+                .collect()
+        };
+        for meta in &missing {
+            let bytes = self.inner.storage.get(&meta.key).await?;
+            let key = meta.key.clone();
+            let filters = tokio::task::spawn_blocking(move || -> Result<_> {
+                let events =
+                    trailvault_segment::decode(bytes, trailvault_segment::Projection::All)?;
+                Ok(lookup_filters_of(&key, &events))
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            self.inner.catalog.put_lookup_filters(&filters)?;
+        }
+        Ok(missing.len())
     }
 
     /// Seal whenever the tail reaches `seal_bytes` or its oldest event `seal_age`. Runs until
@@ -1022,6 +1065,18 @@ fn to_stored(batch: WalBatch, watermark: u64) -> Vec<StoredEvent> {
             normalized: e.normalized,
         })
         .filter(|e| e.seq > watermark)
+        .collect()
+}
+
+/// The lookup filters of the segment `key` holding `events`, ready for the catalog.
+fn lookup_filters_of(key: &str, events: &[StoredEvent]) -> Vec<SegmentLookupFilter> {
+    trailvault_segment::lookup_index::build(events)
+        .into_iter()
+        .map(|(attribute, filter)| SegmentLookupFilter {
+            segment_key: key.to_string(),
+            attribute: attribute.as_str(),
+            filter: filter.encode(),
+        })
         .collect()
 }
 
