@@ -207,24 +207,42 @@ async fn prove_indexed(
     ix: &ProofIndex,
 ) -> Result<EventProof> {
     let candidates = ix.segments_for_seq(seq)?;
-    let found = find_event(store, seq, candidates.iter().map(|(k, _)| k.clone()))
-        .await?
-        .ok_or_else(|| {
-            IntegrityError::Invalid(format!(
-                "event {event_id} is in no segment a digest lists (yet)"
-            ))
-        })?;
+    let Some(&(_, first_tree_index)) = candidates.first() else {
+        return Err(IntegrityError::Invalid(format!(
+            "event {event_id} is in no segment a digest lists (yet)"
+        )));
+    };
+    let cp_size = ix.checkpoint_size()?.unwrap_or(0);
+    let cp_key = checkpoint::checkpoint_key(cp_size);
+    // Everything the index names is read at once: the segment (almost always the first
+    // candidate), its digest, the signature and the checkpoint.
+    let dkey_of = |ti: u64| -> Result<(String, Hash)> {
+        ix.digest_at(ti)?.ok_or_else(|| {
+            IntegrityError::corrupt(crate::proof_index::PROOF_INDEX_FILE, "digest missing")
+        })
+    };
+    let (mut dkey, mut dhash) = dkey_of(first_tree_index)?;
+    let (found, mut dbytes, mut sig, cp_bytes) = futures::try_join!(
+        find_event(store, seq, candidates.iter().map(|(k, _)| k.clone())),
+        objects::get_limited(store, &dkey, digest::DIGEST_BYTES_MAX),
+        read_signature(store, &dkey),
+        objects::get_limited(store, &cp_key, checkpoint::CHECKPOINT_BYTES_MAX),
+    )?;
+    let found = found.ok_or_else(|| {
+        IntegrityError::Invalid(format!(
+            "event {event_id} is in no segment a digest lists (yet)"
+        ))
+    })?;
     let tree_index = candidates
         .iter()
         .find(|(k, _)| *k == found.key)
-        .map(|(_, t)| *t)
-        .unwrap_or_default();
-    let (dkey, dhash) = ix.digest_at(tree_index)?.ok_or_else(|| {
-        IntegrityError::corrupt(crate::proof_index::PROOF_INDEX_FILE, "digest missing")
-    })?;
-    let dbytes = objects::get_limited(store, &dkey, digest::DIGEST_BYTES_MAX)
-        .await?
-        .ok_or_else(|| IntegrityError::corrupt(&dkey, "not found"))?;
+        .map_or(first_tree_index, |(_, t)| *t);
+    if tree_index != first_tree_index {
+        (dkey, dhash) = dkey_of(tree_index)?;
+        dbytes = objects::get_limited(store, &dkey, digest::DIGEST_BYTES_MAX).await?;
+        sig = read_signature(store, &dkey).await?;
+    }
+    let dbytes = dbytes.ok_or_else(|| IntegrityError::corrupt(&dkey, "not found"))?;
     if sha256(&dbytes) != dhash {
         return Err(IntegrityError::corrupt(
             &dkey,
@@ -238,12 +256,7 @@ async fn prove_indexed(
             format!("does not list {} as the index says", found.key),
         ));
     }
-    let sig = read_signature(store, &dkey).await?;
-    let cp_size = ix.checkpoint_size()?.unwrap_or(0);
-    let cp_key = checkpoint::checkpoint_key(cp_size);
-    let cp_bytes = objects::get_limited(store, &cp_key, checkpoint::CHECKPOINT_BYTES_MAX)
-        .await?
-        .ok_or_else(|| IntegrityError::corrupt(&cp_key, "not found"))?;
+    let cp_bytes = cp_bytes.ok_or_else(|| IntegrityError::corrupt(&cp_key, "not found"))?;
     let cp_text = String::from_utf8(cp_bytes.to_vec())
         .map_err(|_| IntegrityError::corrupt(&cp_key, "not UTF-8"))?;
     let cp = Checkpoint::parse(&cp_text)?;
