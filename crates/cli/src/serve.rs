@@ -21,19 +21,11 @@ pub struct RunningVault {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-fn merkle_root_hook() -> trailvault_store::MerkleRootFn {
-    Arc::new(|events| {
-        let leaves = trailvault_integrity::leaf::event_leaf_hashes(events);
-        hex::encode(trailvault_integrity::merkle::root_from_leaf_hashes(&leaves))
-    })
-}
-
 pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningVault> {
     let data = args.data.clone();
     let mut cfg = VaultConfig::new(&data);
     cfg.seal_bytes = args.seal_bytes;
     cfg.seal_age = args.seal_age;
-    cfg.merkle_root = Some(merkle_root_hook());
     let vault = Vault::open(cfg)
         .await
         .with_context(|| format!("could not open the vault in {}", data.display()))?;

@@ -117,12 +117,15 @@ impl LookupFilter {
 }
 
 /// The filters of a segment holding `events`, one per attribute, in [`LookupKey::ALL`] order.
-pub fn build(events: &[StoredEvent]) -> Vec<(LookupKey, LookupFilter)> {
+pub fn build<E: std::borrow::Borrow<StoredEvent>>(events: &[E]) -> Vec<(LookupKey, LookupFilter)> {
     LookupKey::ALL
         .into_iter()
         .map(|key| {
             let mut values: HashSet<&str> = HashSet::new();
-            for n in events.iter().filter_map(|e| e.normalized.as_deref()) {
+            for n in events
+                .iter()
+                .filter_map(|e| e.borrow().normalized.as_deref())
+            {
                 key.for_each_value(n, |v| {
                     values.insert(v);
                 });

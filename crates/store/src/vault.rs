@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use trailvault_model::limits::{
@@ -43,10 +44,6 @@ use crate::memtable::Memtable;
 use crate::storage::Storage;
 use crate::wal::{self, WalBatch, WalEvent, WalWriter};
 
-/// Computes the hex Merkle root of a segment's events at seal time (the integrity chain
-/// supplies it; kept as a hook so the store does not know the leaf encoding).
-pub type MerkleRootFn = Arc<dyn Fn(&[StoredEvent]) -> String + Send + Sync>;
-
 #[derive(Clone)]
 pub struct VaultConfig {
     pub data_dir: PathBuf,
@@ -56,7 +53,6 @@ pub struct VaultConfig {
     pub seal_age: Duration,
     /// Decoded segments kept in memory for reads.
     pub segment_cache_bytes: usize,
-    pub merkle_root: Option<MerkleRootFn>,
 }
 
 impl VaultConfig {
@@ -66,7 +62,6 @@ impl VaultConfig {
             seal_bytes: 64 * 1024 * 1024,
             seal_age: Duration::from_secs(60),
             segment_cache_bytes: 256 * 1024 * 1024,
-            merkle_root: None,
         }
     }
 }
@@ -777,71 +772,25 @@ impl Vault {
         };
         let watermark = frozen.last_seq.expect("a frozen tail holds events");
 
-        // Partition by (group, hour of event time).
-        let mut parts: Vec<(String, i64, Vec<StoredEvent>)> = Vec::new();
-        for group in frozen.groups() {
-            let mut by_hour: BTreeMap<i64, Vec<StoredEvent>> = BTreeMap::new();
-            for e in frozen.events_of(group, &|_| true) {
-                by_hour
-                    .entry(layout::hour_of(e.timestamp_ms))
-                    .or_default()
-                    .push(e.clone());
-            }
-            for (hour, events) in by_hour {
-                parts.push((group.to_string(), hour, events));
-            }
-        }
-        let keys: Vec<String> = parts
-            .iter()
-            .map(|(g, hour, events)| {
-                let first = events.iter().map(|e| e.seq).min().unwrap_or(0);
-                let last = events.iter().map(|e| e.seq).max().unwrap_or(0);
-                layout::segment_key(g, *hour, first, last)
-            })
-            .collect();
-        let merkle = self.inner.cfg.merkle_root.clone();
-        type Encoded = (SegmentMeta, Bytes, Vec<SegmentLookupFilter>);
+        // Encode off the async workers, from borrowed events (the frozen tail stays readable
+        // until the commit below), one segment per (group, hour of event time), in parallel.
+        let tail = frozen.clone();
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<Encoded>> {
-            let sealed_at_ms = 0; // set at commit
-            let mut out = Vec::with_capacity(parts.len());
-            for ((group, _hour, mut events), key) in parts.into_iter().zip(keys) {
-                trailvault_segment::sort_for_segment(&mut events);
-                let bytes = trailvault_segment::encode(&events)?;
-                let mut streams: Vec<StreamRange> = Vec::new();
-                for e in &events {
-                    match streams.last_mut() {
-                        Some(r) if r.stream == e.stream => {
-                            r.event_count += 1;
-                            r.oldest_ms = r.oldest_ms.min(e.timestamp_ms);
-                            r.newest_ms = r.newest_ms.max(e.timestamp_ms);
-                        }
-                        _ => streams.push(StreamRange {
-                            stream: e.stream.clone(),
-                            event_count: 1,
-                            oldest_ms: e.timestamp_ms,
-                            newest_ms: e.timestamp_ms,
-                        }),
-                    }
+            let mut parts: Vec<(&str, Vec<&StoredEvent>)> = Vec::new();
+            for group in tail.groups() {
+                let mut by_hour: BTreeMap<i64, Vec<&StoredEvent>> = BTreeMap::new();
+                for e in tail.events_of(group, &|_| true) {
+                    by_hour
+                        .entry(layout::hour_of(e.timestamp_ms))
+                        .or_default()
+                        .push(e);
                 }
-                let meta = SegmentMeta {
-                    key,
-                    group,
-                    first_seq: events.iter().map(|e| e.seq).min().unwrap_or(0),
-                    last_seq: events.iter().map(|e| e.seq).max().unwrap_or(0),
-                    event_count: events.len() as u64,
-                    oldest_ms: events.iter().map(|e| e.timestamp_ms).min().unwrap_or(0),
-                    newest_ms: events.iter().map(|e| e.timestamp_ms).max().unwrap_or(0),
-                    bytes: bytes.len() as u64,
-                    raw_bytes: events.iter().map(|e| e.message.len() as u64).sum(),
-                    sha256: hex::encode(Sha256::digest(&bytes)),
-                    merkle_root: merkle.as_ref().map(|f| f(&events)).unwrap_or_default(),
-                    sealed_at_ms,
-                    streams,
-                };
-                let filters = lookup_filters_of(&meta.key, &events);
-                out.push((meta, Bytes::from(bytes), filters));
+                parts.extend(by_hour.into_values().map(|events| (group, events)));
             }
-            Ok(out)
+            parts
+                .into_par_iter()
+                .map(|(group, events)| encode_segment(group, events))
+                .collect()
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
@@ -1069,7 +1018,62 @@ fn to_stored(batch: WalBatch, watermark: u64) -> Vec<StoredEvent> {
 }
 
 /// The lookup filters of the segment `key` holding `events`, ready for the catalog.
-fn lookup_filters_of(key: &str, events: &[StoredEvent]) -> Vec<SegmentLookupFilter> {
+/// A sealed segment before its commit: catalog row, file bytes, lookup filters.
+type Encoded = (SegmentMeta, Bytes, Vec<SegmentLookupFilter>);
+
+/// Sorts one (group, hour) part into segment order and encodes it, with everything the
+/// catalog records of it: stream ranges, SHA-256 of the bytes, the events' Merkle root.
+fn encode_segment(group: &str, mut events: Vec<&StoredEvent>) -> Result<Encoded> {
+    trailvault_segment::sort_for_segment(&mut events);
+    let first_seq = events.iter().map(|e| e.seq).min().unwrap_or(0);
+    let last_seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
+    let key = layout::segment_key(
+        group,
+        layout::hour_of(events.first().map_or(0, |e| e.timestamp_ms)),
+        first_seq,
+        last_seq,
+    );
+    let bytes = trailvault_segment::encode(&events)?;
+    let mut streams: Vec<StreamRange> = Vec::new();
+    for e in &events {
+        match streams.last_mut() {
+            Some(r) if r.stream == e.stream => {
+                r.event_count += 1;
+                r.oldest_ms = r.oldest_ms.min(e.timestamp_ms);
+                r.newest_ms = r.newest_ms.max(e.timestamp_ms);
+            }
+            _ => streams.push(StreamRange {
+                stream: e.stream.clone(),
+                event_count: 1,
+                oldest_ms: e.timestamp_ms,
+                newest_ms: e.timestamp_ms,
+            }),
+        }
+    }
+    let leaves = trailvault_integrity::leaf::event_leaf_hashes(&events);
+    let meta = SegmentMeta {
+        key,
+        group: group.to_string(),
+        first_seq,
+        last_seq,
+        event_count: events.len() as u64,
+        oldest_ms: events.iter().map(|e| e.timestamp_ms).min().unwrap_or(0),
+        newest_ms: events.iter().map(|e| e.timestamp_ms).max().unwrap_or(0),
+        bytes: bytes.len() as u64,
+        raw_bytes: events.iter().map(|e| e.message.len() as u64).sum(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        merkle_root: hex::encode(trailvault_integrity::merkle::root_from_leaf_hashes(&leaves)),
+        sealed_at_ms: 0, // set at commit
+        streams,
+    };
+    let filters = lookup_filters_of(&meta.key, &events);
+    Ok((meta, Bytes::from(bytes), filters))
+}
+
+fn lookup_filters_of<E: std::borrow::Borrow<StoredEvent>>(
+    key: &str,
+    events: &[E],
+) -> Vec<SegmentLookupFilter> {
     trailvault_segment::lookup_index::build(events)
         .into_iter()
         .map(|(attribute, filter)| SegmentLookupFilter {

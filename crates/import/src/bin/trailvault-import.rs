@@ -4,6 +4,9 @@
 use clap::Parser;
 use trailvault_import::{run_import, ImportArgs};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "trailvault-import",
