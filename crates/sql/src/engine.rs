@@ -10,14 +10,14 @@
 //! takes one snapshot of the sealed segment list and notes `sealed_through_seq`, the highest
 //! seq any listed segment holds. Sealed segments hold every seq up to it and the tail only
 //! seqs above it (the vault seals whole frozen tails, in seq order), so the tables are
-//! `segments WHERE seq <= sealed_through_seq` (a seal running meanwhile writes files with
-//! higher seqs, which that filter ignores) `UNION ALL tail WHERE seq > sealed_through_seq`.
-//! The tail is read after the snapshot; if a seal committed in between, the engine retries.
+//! `the snapshot's segment files UNION ALL tail WHERE seq > sealed_through_seq` (a seal
+//! running meanwhile writes files the snapshot does not name). The tail is read after the
+//! snapshot; if a seal committed in between, the engine retries.
 //!
-//! The sealed side is one `ListingTable` over `segments/` with the hive partition columns
-//! `group`, `year`, `month`, `day`, `hour`; `log_group` in the tables *is* the `group`
-//! partition column, so `WHERE log_group = ...` prunes whole directories. Parquet row-group
-//! statistics, the page index and bloom filters prune inside files.
+//! The sealed side is a [`SegmentTable`] over the snapshot's files, with the hive partition
+//! columns `group`, `year`, `month`, `day`, `hour` taken from the catalog; `log_group` in the
+//! tables *is* the `group` partition column, and each group's table reads only that group's
+//! files. Parquet row-group statistics, the page index and bloom filters prune inside files.
 //!
 //! Memory is bounded by a fair spill pool of [`SqlOptions::memory_limit_bytes`]: operators
 //! that can spill do so, the others fail with [`SqlError::MemoryLimit`]. Dropping the stream
@@ -33,11 +33,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use datafusion::common::TableReference;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::datasource::MemTable;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SendableRecordBatchStream;
@@ -48,6 +44,7 @@ use trailvault_store::{StreamFilter, Vault};
 
 use crate::error::SqlError;
 use crate::segment_scan::{LookupFilters, SegmentRef};
+use crate::segment_table::SegmentTable;
 
 /// Default query memory: 1 GiB.
 pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
@@ -164,36 +161,31 @@ impl SqlEngine {
     ) -> Result<SqlEngine, SqlError> {
         let ctx = session(opts)?;
         let schema = table_schema();
-        let segments_dir = data_dir.join(trailvault_store::layout::SEGMENTS_PREFIX);
-        let sealed_table: Arc<dyn TableProvider> = if segments_dir.is_dir() {
-            listing_table(&segments_dir)?
-        } else {
-            Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
-        };
         let tail_events = tail.len();
         let tail_table = Arc::new(MemTable::try_new(
             schema.clone(),
             vec![tail_batches(&schema, tail)?],
         )?);
 
-        let group_list: Vec<Expr> = sealed.groups.iter().map(|g| lit(g.as_str())).collect();
-        let sealed_df = ctx
-            .read_table(sealed_table)?
-            .filter(
-                col("seq")
-                    .lt_eq(lit(sealed.through_seq))
-                    .and(ident("group").in_list(group_list, false)),
-            )?
-            .select(view_exprs(true))?;
+        // The sealed side reads exactly the snapshot's files (no filter needed to hide a
+        // seal running meanwhile); each group's table reads only that group's files.
+        let sealed_df = |segments: Vec<&SegmentRef>| -> Result<DataFrame, SqlError> {
+            let table = SegmentTable::new(data_dir, segments)?;
+            Ok(ctx.read_table(Arc::new(table))?.select(view_exprs(true))?)
+        };
         let tail_df = ctx
             .read_table(tail_table.clone())?
             .filter(col("seq").gt(lit(sealed.through_seq)))?
             .select(view_exprs(false))?;
-        let events = sealed_df.union(tail_df)?;
+        let events = sealed_df(sealed.segments.iter().collect())?.union(tail_df.clone())?;
         for g in &sealed.groups {
-            let view = events
-                .clone()
-                .filter(col("log_group").eq(lit(g.as_str())))?
+            let of_group = sealed.segments.iter().filter(|s| &s.group == g).collect();
+            let view = sealed_df(of_group)?
+                .union(
+                    tail_df
+                        .clone()
+                        .filter(col("log_group").eq(lit(g.as_str())))?,
+                )?
                 .into_view();
             ctx.register_table(TableReference::bare(g.as_str()), view)?;
         }
@@ -314,8 +306,8 @@ fn session(opts: &SqlOptions) -> Result<SessionContext, SqlError> {
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
-/// Segment columns plus the partition columns, as the listing table exposes them.
-fn table_schema() -> SchemaRef {
+/// Segment columns plus the partition columns, as the sealed table exposes them.
+pub(crate) fn table_schema() -> SchemaRef {
     let seg = trailvault_segment::schema();
     let mut fields: Vec<Field> = seg.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("group", DataType::Utf8, false));
@@ -323,25 +315,6 @@ fn table_schema() -> SchemaRef {
         fields.push(Field::new(p, DataType::Int32, false));
     }
     Arc::new(Schema::new(fields))
-}
-
-fn listing_table(segments_dir: &Path) -> Result<Arc<dyn TableProvider>, SqlError> {
-    let abs = std::path::absolute(segments_dir).map_err(|e| SqlError::Io {
-        path: segments_dir.to_path_buf(),
-        source: e,
-    })?;
-    let url = ListingTableUrl::parse(format!("{}/", abs.display()))?;
-    let mut partition_cols = vec![("group".to_string(), DataType::Utf8)];
-    for p in ["year", "month", "day", "hour"] {
-        partition_cols.push((p.to_string(), DataType::Int32));
-    }
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols);
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(trailvault_segment::schema());
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// The view's projection; on the sealed side `log_group` is the `group` partition column
@@ -428,8 +401,10 @@ fn sealed_from_vault(vault: &Vault) -> Result<Sealed, SqlError> {
             sealed.through_seq = sealed.through_seq.max(seg.last_seq);
             sealed.segments.push(SegmentRef {
                 key: seg.key.clone(),
+                group: meta.name.clone(),
                 oldest_ms: seg.oldest_ms,
                 newest_ms: seg.newest_ms,
+                bytes: seg.bytes,
             });
             for r in &seg.streams {
                 *sealed
@@ -503,22 +478,26 @@ fn sealed_from_catalog(data_dir: &Path) -> Result<Sealed, SqlError> {
         segments: Vec::new(),
     };
     let mut stmt =
-        conn.prepare("SELECT log_group, last_seq, key, oldest_ms, newest_ms FROM segments")?;
+        conn.prepare("SELECT last_seq, key, log_group, oldest_ms, newest_ms, bytes FROM segments")?;
     let rows = stmt.query_map([], |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(0)?,
             SegmentRef {
-                key: r.get(2)?,
+                key: r.get(1)?,
+                group: r.get(2)?,
                 oldest_ms: r.get(3)?,
                 newest_ms: r.get(4)?,
+                bytes: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
             },
         ))
     })?;
     for row in rows {
-        let (group, last_seq, segment) = row?;
+        let (last_seq, segment) = row?;
         sealed.through_seq = sealed.through_seq.max(u64::try_from(last_seq).unwrap_or(0));
-        *sealed.segment_counts.entry(group).or_default() += 1;
+        *sealed
+            .segment_counts
+            .entry(segment.group.clone())
+            .or_default() += 1;
         sealed.segments.push(segment);
     }
     Ok(sealed)

@@ -20,6 +20,7 @@ pub mod engine;
 mod error;
 pub mod lookup;
 mod segment_scan;
+mod segment_table;
 
 pub use cli::{run_lookup, run_sql, LookupArgs, OutputFormat, SqlArgs};
 pub use engine::{view_columns, DataScope, SqlEngine, SqlOptions, MEMORY_LIMIT_BYTES_DEFAULT};

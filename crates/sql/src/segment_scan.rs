@@ -26,8 +26,11 @@ use crate::lookup::{rows_of, LookupEvent, LOOKUP_COLUMNS};
 pub(crate) struct SegmentRef {
     /// Object key, relative to the data directory.
     pub key: String,
+    pub group: String,
     pub oldest_ms: i64,
     pub newest_ms: i64,
+    /// File size.
+    pub bytes: u64,
 }
 
 /// Every segment's filter for one attribute, by segment key.
