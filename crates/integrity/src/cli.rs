@@ -147,12 +147,15 @@ pub fn run_prove_cli(args: ProveArgs) -> anyhow::Result<i32> {
             Proof::Consistency(rt.block_on(proof::prove_consistency(&store, &old, &new))?)
         }
         (None, Some(id)) => {
-            let index = crate::proof_index::ProofIndex::open_read_only(
-                &args
-                    .source
-                    .root()?
-                    .join(crate::proof_index::PROOF_INDEX_FILE),
-            )?;
+            // A cache: if it cannot be opened (e.g. a copy without its WAL files), scan.
+            let path = args
+                .source
+                .root()?
+                .join(crate::proof_index::PROOF_INDEX_FILE);
+            let index = crate::proof_index::ProofIndex::open_read_only(&path).unwrap_or_else(|e| {
+                eprintln!("note: proof index not usable ({e}); reading every digest instead");
+                None
+            });
             Proof::Event(Box::new(rt.block_on(proof::prove_event(
                 &store,
                 id,

@@ -189,9 +189,12 @@ pub async fn prove_event(
     let seq = seq_from_event_id(event_id)
         .ok_or_else(|| IntegrityError::Invalid(format!("{event_id:?} is not an event id")))?;
     match index {
+        // An index that cannot answer (empty, or not yet created) is no index.
         Some(ix)
             if ix
-                .checkpoint_size()?
+                .checkpoint_size()
+                .ok()
+                .flatten()
                 .is_some_and(|c| c > 0 && c <= ix.size().unwrap_or(0)) =>
         {
             prove_indexed(store, event_id, seq, ix).await
