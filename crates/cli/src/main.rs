@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+// Seals and imports churn through large buffers; glibc's allocator returns and re-faults them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4740";
 
 #[derive(Parser)]

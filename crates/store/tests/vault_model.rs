@@ -245,7 +245,10 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
             .await
             .unwrap();
         let report = vault.seal_now().await.unwrap();
-        assert!(report.segments.len() >= 5, "one segment per hour of event time");
+        assert!(
+            report.segments.len() >= 5,
+            "one segment per hour of event time"
+        );
         for meta in vault.segments("imported").unwrap() {
             let events = vault.segment_events(&meta).await.unwrap();
             let leaves = trailvault_integrity::leaf::event_leaf_hashes(&events);
