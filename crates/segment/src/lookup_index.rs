@@ -202,7 +202,7 @@ mod tests {
         assert!(!get(LookupKey::ReadOnly).may_contain("true"));
         assert!(!get(LookupKey::EventId).may_contain("id-2"));
         assert!(!get(LookupKey::Username).may_contain("bob"));
-        let none = build(&[]);
+        let none = build::<StoredEvent>(&[]);
         assert!(none.iter().all(|(_, f)| !f.may_contain("")));
         assert!(LookupFilter::decode(b"not a filter").is_err());
     }
