@@ -48,7 +48,7 @@ class Vault:
             [binary(), "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}", *self.flags],
             stdout=log, stderr=log,
         )
-        deadline = time.time() + 20
+        deadline = time.time() + 60  # a loaded CI machine; RSA key generation on first start
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
