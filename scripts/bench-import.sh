@@ -14,7 +14,9 @@ tree="$dir/tree-$mb"
 venv_bin=$("$here/scripts/test-env.sh")
 
 cd "$here"
-cargo build --release -q -p trailvault-import
+# --workspace (with explicit targets): the feature set of a whole-workspace release build, so
+# the build is shared with it rather than redone.
+cargo build --release -q --workspace --bin trailvault-import --bin gen-cloudtrail
 target_dir=$(cargo metadata --format-version 1 --no-deps | "$venv_bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/release"
 
