@@ -57,7 +57,10 @@ class Vault:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"vault exited with {self.proc.returncode}; see {self.data}.log")
                 time.sleep(0.05)
-        raise RuntimeError("vault did not start listening")
+        # Never leave a server running behind a failed fixture.
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError(f"vault did not start listening; see {self.data}.log")
 
     def stop(self, sig: int = 15):
         if self.proc and self.proc.poll() is None:
