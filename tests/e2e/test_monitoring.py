@@ -109,6 +109,15 @@ def test_failed_console_logins_fire_the_cis_alarm_then_return_to_ok(vault, tmp_p
         p = vault.aws("delete-log-group", "--log-group-name", "trailvault/alarms", check=False)
         assert p.returncode != 0, "the alarms group holds evidence and cannot be deleted"
 
+        # The metric the alarm watched is a time series the CLI lists and reads.
+        listed = [json.loads(l) for l in cli(vault, "metrics", "list", "--namespace", "CISBenchmark", "--output", "json").splitlines()]
+        assert {"Namespace": "CISBenchmark", "MetricName": "ConsoleAuthenticationFailures", "Dimensions": []} in listed
+        points = [json.loads(l) for l in cli(vault, "metrics", "get", "CISBenchmark", "ConsoleAuthenticationFailures",
+                                            "--from", "1h", "--period", "3600", "--statistic", "Sum", "--output", "json").splitlines()]
+        assert sum(p["Sum"] for p in points) == 3, points
+        table = cli(vault, "metrics", "get", "CISBenchmark", "ConsoleAuthenticationFailures", "--from", "1h", "--period", "3600")
+        assert table.splitlines()[0].split() == ["TIME", "Sum"], table
+
         # After the window (3 periods from the minute the logins fall in) the alarm is OK again,
         # and the OK action got exactly one signed ALARM -> OK notification.
         def back_to_ok():

@@ -49,6 +49,8 @@ enum Command {
     Rules(trailvault_client::monitor_cli::RulesArgs),
     /// Alarms: states, history, and action targets (webhooks, commands).
     Alarms(trailvault_client::monitor_cli::AlarmsArgs),
+    /// Metric filters' time series: list them, read statistics per period.
+    Metrics(trailvault_client::metrics_cli::MetricsArgs),
     /// Everything one principal, access key or address did, across every source, in time order.
     Timeline(trailvault_report::TimelineArgs),
     /// A management report (HTML with charts, or Markdown) over a period.
@@ -215,6 +217,7 @@ fn run_online(command: Command) -> anyhow::Result<()> {
             }
             Command::Rules(args) => trailvault_client::monitor_cli::run_rules(args).await,
             Command::Alarms(args) => trailvault_client::monitor_cli::run_alarms(args).await,
+            Command::Metrics(args) => trailvault_client::metrics_cli::run_metrics(args).await,
             Command::Validate(_)
             | Command::Prove(_)
             | Command::VerifyProof(_)

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod forward;
+pub mod metrics_cli;
 pub mod monitor_cli;
 pub mod query_cli;
 pub mod time_arg;

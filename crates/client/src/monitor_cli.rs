@@ -265,7 +265,7 @@ pub struct CommandArgs {
     pub connect: ConnectArgs,
 }
 
-fn print_rows(rows: &[Vec<String>], header: &[&str]) {
+pub(crate) fn print_rows(rows: &[Vec<String>], header: &[&str]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {

@@ -196,6 +196,8 @@ async fn dispatch(
         "DescribeAlarms" => monitoring::describe_alarms(app, parse(body)?),
         "DescribeAlarmHistory" => monitoring::describe_alarm_history(app, parse(body)?),
         "SetAlarmState" => monitoring::set_alarm_state(app, parse(body)?),
+        "ListMetrics" => monitoring::list_metrics(app, parse(body)?),
+        "GetMetricStatistics" => monitoring::get_metric_statistics(app, parse(body)?),
         "DeleteAlarms" => monitoring::delete_alarms(app, parse(body)?),
         "PutActionTarget" => monitoring::put_action_target(app, parse(body)?),
         "DescribeActionTargets" => monitoring::describe_action_targets(app),

@@ -2,11 +2,14 @@
 //! serves CloudWatch's PutMetricAlarm / DescribeAlarms / DescribeAlarmHistory / SetAlarmState
 //! shapes over the same AWS JSON 1.1 endpoint).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use trailvault_monitor::alarm::{AlarmQuery, AlarmSpec, AlarmState};
 use trailvault_monitor::engine::{EngineError, MonitorEngine};
-use trailvault_monitor::metric::MetricFilterSpec;
+use trailvault_monitor::metric::{MetricFilterSpec, MetricKey, Statistic};
+use trailvault_monitor::store::MetricQuery;
 
 use crate::{ApiError, AppState};
 
@@ -185,6 +188,159 @@ pub fn describe_alarm_history(
         )
         .map_err(EngineError::from)?;
     Ok(json!({ "AlarmHistoryItems": items }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListMetrics {
+    namespace: Option<String>,
+    metric_name: Option<String>,
+}
+
+/// ListMetrics: every series metric filters have produced data for (CloudWatch's shape).
+pub fn list_metrics(app: &AppState, req: ListMetrics) -> Result<Value, ApiError> {
+    let keys = engine(app)?
+        .db()
+        .list_metrics(req.namespace.as_deref())
+        .map_err(EngineError::from)?;
+    let metrics: Vec<Value> = keys
+        .into_iter()
+        .filter(|k| req.metric_name.as_ref().is_none_or(|n| *n == k.name))
+        .map(|k| {
+            let dimensions: Vec<Value> = k
+                .dimensions
+                .iter()
+                .map(|(name, value)| json!({ "Name": name, "Value": value }))
+                .collect();
+            json!({ "Namespace": k.namespace, "MetricName": k.name, "Dimensions": dimensions })
+        })
+        .collect();
+    Ok(json!({ "Metrics": metrics }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Dimension {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetMetricStatistics {
+    namespace: String,
+    metric_name: String,
+    #[serde(default)]
+    dimensions: Vec<Dimension>,
+    start_time: Value,
+    end_time: Value,
+    period: u32,
+    #[serde(default)]
+    statistics: Vec<String>,
+    #[serde(default)]
+    extended_statistics: Vec<String>,
+}
+
+/// CloudWatch returns at most this many datapoints per statistic and request.
+const DATAPOINTS_MAX: i64 = 1440;
+
+/// A timestamp as AWS JSON protocols send it (epoch seconds, fractions allowed) or as an
+/// ISO 8601 / RFC 3339 string; epoch milliseconds.
+fn timestamp_ms(v: &Value, member: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "{member} must be epoch seconds or an ISO 8601 time, got {v}"
+        ))
+    };
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .map(|s| (s * 1000.0).round() as i64)
+            .ok_or_else(bad),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// GetMetricStatistics: the metric filters' data as statistics per period, CloudWatch's shape
+/// (`Datapoints` with one member per requested statistic, percentiles under
+/// `ExtendedStatistics`, `Timestamp` in epoch seconds), oldest first.
+pub fn get_metric_statistics(app: &AppState, req: GetMetricStatistics) -> Result<Value, ApiError> {
+    let start_ms = timestamp_ms(&req.start_time, "StartTime")?;
+    let end_ms = timestamp_ms(&req.end_time, "EndTime")?;
+    if start_ms >= end_ms {
+        return Err(ApiError::invalid("StartTime must be before EndTime"));
+    }
+    if req.period == 0 || !req.period.is_multiple_of(60) {
+        return Err(ApiError::invalid(
+            "Period must be a positive multiple of 60 seconds (data is kept per minute)",
+        ));
+    }
+    if req.statistics.is_empty() == req.extended_statistics.is_empty() {
+        return Err(ApiError::invalid(
+            "exactly one of Statistics or ExtendedStatistics must be given",
+        ));
+    }
+    let period_ms = i64::from(req.period) * 1000;
+    let periods = (end_ms - start_ms + period_ms - 1) / period_ms;
+    if periods > DATAPOINTS_MAX {
+        return Err(ApiError::invalid(format!(
+            "the request would return {periods} datapoints; at most {DATAPOINTS_MAX} (use a longer Period or a shorter time range)"
+        )));
+    }
+    let mut statistics = Vec::new();
+    for (s, extended) in req
+        .statistics
+        .iter()
+        .map(|s| (s, false))
+        .chain(req.extended_statistics.iter().map(|s| (s, true)))
+    {
+        let stat: Statistic = s.parse().map_err(ApiError::invalid)?;
+        if extended != matches!(stat, Statistic::Percentile(_)) {
+            return Err(ApiError::invalid(format!(
+                "{s}: Statistics takes SampleCount|Average|Sum|Minimum|Maximum, ExtendedStatistics takes pNN"
+            )));
+        }
+        statistics.push((s.clone(), stat, extended));
+    }
+    let key = MetricKey {
+        namespace: req.namespace,
+        name: req.metric_name.clone(),
+        dimensions: req
+            .dimensions
+            .into_iter()
+            .map(|d| (d.name, d.value))
+            .collect(),
+    };
+    let db = engine(app)?.db();
+    let mut points: BTreeMap<i64, Value> = BTreeMap::new();
+    for (name, statistic, extended) in statistics {
+        let series = db
+            .query_metric(&MetricQuery {
+                key: key.clone(),
+                start_ms,
+                end_ms,
+                period_s: req.period,
+                statistic,
+            })
+            .map_err(EngineError::from)?;
+        for p in series {
+            let point = points
+                .entry(p.timestamp_ms)
+                .or_insert_with(|| json!({ "Timestamp": p.timestamp_ms as f64 / 1000.0 }));
+            if extended {
+                point["ExtendedStatistics"][name.as_str()] = json!(p.value);
+            } else {
+                point[name.as_str()] = json!(p.value);
+            }
+        }
+    }
+    Ok(json!({
+        "Label": req.metric_name,
+        "Datapoints": points.into_values().collect::<Vec<_>>(),
+    }))
 }
 
 #[derive(Deserialize)]

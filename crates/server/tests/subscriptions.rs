@@ -319,3 +319,133 @@ async fn metrics_are_prometheus_text() {
     }
     h.monitor.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_data_is_listed_and_read_as_statistics_per_period() {
+    let h = harness().await;
+    h.ok("CreateLogGroup", json!({"logGroupName": "app"})).await;
+    h.ok(
+        "CreateLogStream",
+        json!({"logGroupName": "app", "logStreamName": "web"}),
+    )
+    .await;
+    h.ok(
+        "PutMetricFilter",
+        json!({"logGroupName": "app", "filterName": "latency", "filterPattern": "[level, ms]",
+               "metricTransformations": [{"metricName": "Latency", "metricNamespace": "App",
+                                          "metricValue": "$ms", "dimensions": {"Level": "$level"}}]}),
+    )
+    .await;
+    h.put(&["INFO 10", "INFO 30", "ERROR 200"]).await;
+    h.monitor.flush();
+
+    let listed = h.ok("ListMetrics", json!({"Namespace": "App"})).await;
+    let mut series: Vec<String> = listed["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{} {}={}",
+                m["Namespace"].as_str().unwrap(),
+                m["MetricName"].as_str().unwrap(),
+                m["Dimensions"][0]["Name"].as_str().unwrap(),
+                m["Dimensions"][0]["Value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    series.sort();
+    assert_eq!(
+        series,
+        ["App/Latency Level=ERROR", "App/Latency Level=INFO"]
+    );
+    let other = h.ok("ListMetrics", json!({"Namespace": "Other"})).await;
+    assert_eq!(other["Metrics"], json!([]));
+
+    let now_s = trailvault_store::now_ms() as f64 / 1000.0;
+    let got = h
+        .ok(
+            "GetMetricStatistics",
+            json!({"Namespace": "App", "MetricName": "Latency",
+                   "Dimensions": [{"Name": "Level", "Value": "INFO"}],
+                   "StartTime": now_s - 3600.0, "EndTime": now_s + 60.0, "Period": 3600,
+                   "Statistics": ["Sum", "Average", "SampleCount", "Maximum"]}),
+        )
+        .await;
+    assert_eq!(got["Label"], "Latency");
+    let points = got["Datapoints"].as_array().unwrap();
+    let sum: f64 = points.iter().map(|p| p["Sum"].as_f64().unwrap()).sum();
+    let count: f64 = points
+        .iter()
+        .map(|p| p["SampleCount"].as_f64().unwrap())
+        .sum();
+    assert_eq!((sum, count), (40.0, 2.0), "{got}");
+    assert!(points
+        .iter()
+        .all(|p| p["Maximum"].as_f64().unwrap() <= 30.0));
+    assert!(
+        points[0]["Timestamp"].as_f64().unwrap() > 1e9,
+        "epoch seconds"
+    );
+
+    // Times as ISO 8601 strings work too.
+    let month_ago = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    let p = h
+        .ok(
+            "GetMetricStatistics",
+            json!({"Namespace": "App", "MetricName": "Latency",
+                   "Dimensions": [{"Name": "Level", "Value": "ERROR"}],
+                   "StartTime": month_ago, "EndTime": now_s + 60.0, "Period": 86400,
+                   "ExtendedStatistics": ["p99"]}),
+        )
+        .await;
+    let p99: Vec<f64> = p["Datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["ExtendedStatistics"]["p99"].as_f64().unwrap())
+        .collect();
+    assert_eq!(p99, [200.0]);
+
+    // CloudWatch's limits and precise errors.
+    for (body, why) in [
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": now_s, "EndTime": now_s - 60.0,
+                "Period": 60, "Statistics": ["Sum"]}),
+            "before EndTime",
+        ),
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": now_s - 600.0, "EndTime": now_s,
+                "Period": 90, "Statistics": ["Sum"]}),
+            "multiple of 60",
+        ),
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": now_s - 600.0, "EndTime": now_s,
+                "Period": 60}),
+            "exactly one of",
+        ),
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": now_s - 86400.0 * 30.0,
+                "EndTime": now_s, "Period": 60, "Statistics": ["Sum"]}),
+            "at most 1440",
+        ),
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": now_s - 600.0, "EndTime": now_s,
+                "Period": 60, "Statistics": ["p99"]}),
+            "ExtendedStatistics takes pNN",
+        ),
+        (
+            json!({"Namespace": "App", "MetricName": "Latency", "StartTime": "yesterday", "EndTime": now_s,
+                "Period": 60, "Statistics": ["Sum"]}),
+            "StartTime must be",
+        ),
+    ] {
+        let (status, err) = h.call("GetMetricStatistics", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert_eq!(err["__type"], "InvalidParameterException", "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains(why),
+            "{why}: {err}"
+        );
+    }
+}
