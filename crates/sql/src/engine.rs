@@ -17,7 +17,10 @@
 //! The sealed side is a [`SegmentTable`] over the snapshot's files, with the hive partition
 //! columns `group`, `year`, `month`, `day`, `hour` taken from the catalog; `log_group` in the
 //! tables *is* the `group` partition column, and each group's table reads only that group's
-//! files. Parquet row-group statistics, the page index and bloom filters prune inside files.
+//! files. Before a scan opens anything, its filters drop the files that cannot match
+//! (`segment_prune`: the catalog's time ranges, partition values and lookup filters, then
+//! the footers' statistics); Parquet row-group statistics, the page index and bloom filters
+//! prune inside the files left.
 //!
 //! Memory is bounded by a fair spill pool of [`SqlOptions::memory_limit_bytes`]: operators
 //! that can spill do so, the others fail with [`SqlError::MemoryLimit`]. Dropping the stream
@@ -43,7 +46,8 @@ use trailvault_model::StoredEvent;
 use trailvault_store::{StreamFilter, Vault};
 
 use crate::error::SqlError;
-use crate::segment_scan::{LookupFilters, SegmentRef};
+use crate::segment_prune::PruneFacts;
+use crate::segment_scan::{LookupFilters, SegmentFooters, SegmentRef};
 use crate::segment_table::SegmentTable;
 
 /// Default query memory: 1 GiB.
@@ -53,6 +57,9 @@ pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
 const SNAPSHOT_ATTEMPTS_MAX: usize = 5;
 /// Rows per record batch of the in-memory tail.
 const TAIL_BATCH_ROWS: usize = 8192;
+/// Parsed Parquet footers (with page indexes) kept by the session: enough for the segment
+/// files of a few years of hourly segments, so repeated queries do not parse them again.
+const METADATA_CACHE_BYTES_MAX: usize = 512 << 20;
 
 /// Hive partition columns of `segments/`, after the file columns, as DataFusion appends them.
 pub const PARTITION_COLUMNS: [&str; 5] = ["group", "year", "month", "day", "hour"];
@@ -112,7 +119,8 @@ pub struct SqlEngine {
     segments: Vec<SegmentRef>,
     /// The unsealed events, for lookups.
     tail_table: Arc<MemTable>,
-    filters: LookupFilters,
+    filters: Arc<LookupFilters>,
+    lookup_footers: Arc<SegmentFooters>,
 }
 
 /// The sealed side of a snapshot.
@@ -161,6 +169,8 @@ impl SqlEngine {
     ) -> Result<SqlEngine, SqlError> {
         let ctx = session(opts)?;
         let schema = table_schema();
+        let filters = Arc::new(LookupFilters::new(data_dir));
+        let facts = Arc::new(PruneFacts::new(filters.clone()));
         let tail_events = tail.len();
         let tail_table = Arc::new(MemTable::try_new(
             schema.clone(),
@@ -170,7 +180,7 @@ impl SqlEngine {
         // The sealed side reads exactly the snapshot's files (no filter needed to hide a
         // seal running meanwhile); each group's table reads only that group's files.
         let sealed_df = |segments: Vec<&SegmentRef>| -> Result<DataFrame, SqlError> {
-            let table = SegmentTable::new(data_dir, segments)?;
+            let table = SegmentTable::new(data_dir, segments, facts.clone())?;
             Ok(ctx.read_table(Arc::new(table))?.select(view_exprs(true))?)
         };
         let tail_df = ctx
@@ -200,7 +210,8 @@ impl SqlEngine {
             data_dir: data_dir.to_path_buf(),
             segments: sealed.segments,
             tail_table,
-            filters: LookupFilters::new(data_dir),
+            filters,
+            lookup_footers: Arc::default(),
         })
     }
 
@@ -259,6 +270,10 @@ impl SqlEngine {
         &self.segments
     }
 
+    pub(crate) fn lookup_footers(&self) -> &Arc<SegmentFooters> {
+        &self.lookup_footers
+    }
+
     pub(crate) fn lookup_filters(&self) -> &LookupFilters {
         &self.filters
     }
@@ -290,6 +305,7 @@ fn session(opts: &SqlOptions) -> Result<SessionContext, SqlError> {
     );
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES_MAX)
         .build_arc()?;
     let mut config = SessionConfig::new().with_information_schema(true);
     if opts.target_partitions > 0 {

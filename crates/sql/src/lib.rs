@@ -2,8 +2,11 @@
 //! of the normalized columns, and LookupEvents-style lookups answered by pruning.
 //!
 //! Codemap:
-//! - [`engine`]: [`SqlEngine`], the session over sealed segments (a hive-partitioned listing
-//!   table over `segments/`) and the unsealed tail (in memory), with a bounded memory pool;
+//! - [`engine`]: [`SqlEngine`], the session over sealed segments (a table over exactly the
+//!   snapshot's segment files, `segment_table`) and the unsealed tail (in memory), with a
+//!   bounded memory pool;
+//! - `segment_prune`: which files a SQL scan opens (its filters against the catalog's time
+//!   ranges, partition values and lookup filters, then the footers' statistics);
 //! - [`lookup`]: [`SqlEngine::lookup`] by one `LookupEvents` attribute;
 //! - `segment_scan`: how a lookup reads sealed segments (catalog time ranges and lookup
 //!   filters pick the files, newest first, stopping once the answer is known);
@@ -19,6 +22,7 @@ pub mod dataset;
 pub mod engine;
 mod error;
 pub mod lookup;
+mod segment_prune;
 mod segment_scan;
 mod segment_table;
 

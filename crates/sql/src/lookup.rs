@@ -245,8 +245,14 @@ impl SqlEngine {
             read: 0,
         };
         let predicate = Arc::new(self.segment_predicate(filter.clone())?);
-        let (mut found, read) =
-            segment_scan::newest_matches(self.data_dir(), candidates, predicate, limit).await?;
+        let (mut found, read) = segment_scan::newest_matches(
+            self.data_dir(),
+            self.lookup_footers(),
+            candidates,
+            predicate,
+            limit,
+        )
+        .await?;
         stats.read = read;
 
         if self.tail_events() > 0 {

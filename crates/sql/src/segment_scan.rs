@@ -2,8 +2,11 @@
 //! time range of each file) and the lookup filters (values each file holds, see
 //! `trailvault_segment::lookup_index`) pick the files that can hold a match before any is
 //! opened; those are read newest first, a few at a time, each with a Parquet row filter so
-//! that only matching rows decode the wide columns (`message`). Reading stops as soon as
-//! the newest `limit` matches are known: no file left can hold a newer one.
+//! that only matching rows decode the wide columns (`message`): with the offset index, the
+//! pages of those columns that hold no match are neither read nor decompressed. Reading
+//! stops as soon as the newest `limit` matches are known: no file left can hold a newer one.
+//! Parsed footers (with the offset index) are kept for the engine's life, up to
+//! [`LOOKUP_FOOTERS_MAX`] files: sealed files never change.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,12 +17,46 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use datafusion::physical_expr::PhysicalExpr;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter,
+};
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::PageIndexPolicy;
 use trailvault_segment::lookup_index::{LookupFilter, LookupKey};
 
 use crate::error::SqlError;
 use crate::lookup::{rows_of, LookupEvent, LOOKUP_COLUMNS};
+
+/// Parsed segment footers a lookup engine keeps (about 100 KB each at most).
+pub(crate) const LOOKUP_FOOTERS_MAX: usize = 2048;
+
+/// Parsed footers of the segments lookups opened, by segment key.
+#[derive(Default)]
+pub(crate) struct SegmentFooters {
+    parsed: Mutex<HashMap<String, ArrowReaderMetadata>>,
+}
+
+impl SegmentFooters {
+    fn parsed(&self) -> std::sync::MutexGuard<'_, HashMap<String, ArrowReaderMetadata>> {
+        self.parsed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The footer of `file` (the segment `key`), parsed once.
+    fn get(&self, key: &str, file: &File) -> Result<ArrowReaderMetadata, SqlError> {
+        if let Some(m) = self.parsed().get(key) {
+            return Ok(m.clone());
+        }
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(file, options)?;
+        let mut parsed = self.parsed();
+        if parsed.len() >= LOOKUP_FOOTERS_MAX {
+            parsed.clear();
+        }
+        parsed.insert(key.to_string(), meta.clone());
+        Ok(meta)
+    }
+}
 
 /// A sealed segment of the engine's snapshot, as the catalog records it.
 #[derive(Debug, Clone)]
@@ -104,6 +141,7 @@ pub(crate) struct SegmentPredicate {
 /// that match `predicate`, newest first, and how many files were read.
 pub(crate) async fn newest_matches(
     data_dir: &Path,
+    footers: &Arc<SegmentFooters>,
     candidates: Vec<SegmentRef>,
     predicate: Arc<SegmentPredicate>,
     limit: usize,
@@ -124,9 +162,11 @@ pub(crate) async fn newest_matches(
         let mut tasks = Vec::with_capacity(end - next);
         for seg in &candidates[next..end] {
             let path = data_dir.join(&seg.key);
+            let key = seg.key.clone();
             let predicate = predicate.clone();
+            let footers = footers.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                read_matches(&path, &predicate)
+                read_matches(&path, &key, &footers, &predicate)
             }));
         }
         for t in tasks {
@@ -148,13 +188,19 @@ pub(crate) fn sort_newest_first(events: &mut [LookupEvent]) {
 }
 
 /// The events of one segment file matching the predicate.
-fn read_matches(path: &Path, predicate: &SegmentPredicate) -> Result<Vec<LookupEvent>, SqlError> {
+fn read_matches(
+    path: &Path,
+    key: &str,
+    footers: &SegmentFooters,
+    predicate: &SegmentPredicate,
+) -> Result<Vec<LookupEvent>, SqlError> {
     let io = |e| SqlError::Io {
         path: path.to_path_buf(),
         source: e,
     };
     let file = File::open(path).map_err(io)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let footer = footers.get(key, &file)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer);
     check_schema(builder.schema(), path)?;
     let parquet_schema = builder.parquet_schema();
     let filter_mask = ProjectionMask::roots(parquet_schema, predicate.columns.iter().copied());

@@ -5,8 +5,10 @@
 //! size, group and hour, so a query neither lists directories nor parses hive paths, and a
 //! file a running seal is writing (not yet committed, hence not in the snapshot) is never
 //! seen, without a `seq` filter on every row. Files are immutable, so their Parquet footers
-//! stay valid in the session's metadata cache for the engine's life. Scans go through
-//! DataFusion's own Parquet source (statistics, page index and filter pushdown).
+//! stay valid in the session's metadata cache for the engine's life. Before a scan, the
+//! pushed-down filters drop the files that cannot match (`segment_prune`: catalog time
+//! ranges, partition values and lookup filters, then footer statistics); the files left go
+//! through DataFusion's own Parquet source (statistics, page index and filter pushdown).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,19 +34,29 @@ use object_store::ObjectMeta;
 
 use crate::engine::{table_schema, PARTITION_COLUMNS};
 use crate::error::SqlError;
+use crate::segment_prune::{PruneFacts, SegmentFile};
 use crate::segment_scan::SegmentRef;
 
 /// Segment files of a snapshot as one table of [`table_schema`].
-#[derive(Debug)]
 pub(crate) struct SegmentTable {
     schema: SchemaRef,
-    files: Vec<PartitionedFile>,
+    files: Vec<SegmentFile>,
+    facts: Arc<PruneFacts>,
+}
+
+impl std::fmt::Debug for SegmentTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentTable")
+            .field("files", &self.files.len())
+            .finish()
+    }
 }
 
 impl SegmentTable {
     pub fn new<'a>(
         data_dir: &Path,
         segments: impl IntoIterator<Item = &'a SegmentRef>,
+        facts: Arc<PruneFacts>,
     ) -> Result<SegmentTable, SqlError> {
         let root = std::path::absolute(data_dir).map_err(|e| SqlError::Io {
             path: data_dir.to_path_buf(),
@@ -74,17 +86,21 @@ impl SegmentTable {
                 ScalarValue::Int32(Some(hour.day() as i32)),
                 ScalarValue::Int32(Some(hour.hour() as i32)),
             ]);
-            files.push(file);
+            files.push(SegmentFile {
+                segment: s.clone(),
+                file,
+            });
         }
         Ok(SegmentTable {
             schema: table_schema(),
             files,
+            facts,
         })
     }
 
     /// `n` groups of about equal bytes, one per partition of the scan.
-    fn file_groups(&self, n: usize) -> Vec<FileGroup> {
-        let mut files = self.files.clone();
+    fn file_groups(files: &[&SegmentFile], n: usize) -> Vec<FileGroup> {
+        let mut files: Vec<PartitionedFile> = files.iter().map(|f| f.file.clone()).collect();
         files.sort_by_key(|f| std::cmp::Reverse(f.object_meta.size));
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> = vec![(0, Vec::new()); n.max(1)];
         for f in files {
@@ -117,10 +133,14 @@ impl TableProvider for SegmentTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        if self.files.is_empty() {
+        let files = self
+            .facts
+            .prune(state, &self.schema, &self.files, filters)
+            .await?;
+        if files.is_empty() {
             return Ok(Arc::new(EmptyExec::new(project_schema(
                 &self.schema,
                 projection,
@@ -144,7 +164,10 @@ impl TableProvider for SegmentTable {
                 .build(),
         );
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
-            .with_file_groups(self.file_groups(state.config().target_partitions()))
+            .with_file_groups(Self::file_groups(
+                &files,
+                state.config().target_partitions(),
+            ))
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();

@@ -39,6 +39,21 @@ fn rows(batches: &[RecordBatch]) -> String {
         .to_string()
 }
 
+/// Queries whose filters let the sealed side skip files (footer statistics, lookup filters,
+/// partition values, time ranges); their answers must not depend on where events sit.
+const FILTERED: [&str; 7] = [
+    "SELECT log_group, count(*) AS n FROM events WHERE source = 'vpc-flow' GROUP BY 1",
+    "SELECT action, count(*) AS n FROM events WHERE action IN ('ConsoleLogin', 'REJECT') \
+     GROUP BY 1 ORDER BY 1",
+    "SELECT count(*) AS n FROM events WHERE error_code IS NOT NULL",
+    "SELECT read_only, count(*) AS n FROM events WHERE read_only = false GROUP BY 1",
+    "SELECT count(*) AS n FROM events WHERE actor_type = 'Root' OR dst_port = 22",
+    "SELECT log_group, count(*) AS n FROM events \
+     WHERE hour = 3 AND service = 'kms.amazonaws.com' GROUP BY 1 ORDER BY 1",
+    "SELECT count(*) AS n FROM \"org/cloudtrail\" \
+     WHERE timestamp >= to_timestamp_millis(1762041600000) AND action <> 'ConsoleLogin'",
+];
+
 const AGGREGATE: &str =
     "SELECT log_group, source, action, outcome, count(*) AS n, sum(bytes) AS b, \
      count(DISTINCT src_ip) AS ips, min(timestamp) AS first, max(seq) AS last \
@@ -90,14 +105,26 @@ async fn sealed_and_tail_answer_like_read_events_and_like_after_sealing() {
         EVENTS as i64
     );
 
-    // The unified view over the normalized columns gives the same answer once all is sealed.
+    // The unified view over the normalized columns gives the same answer once all is sealed,
+    // with or without filters that prune sealed files.
     let before = rows(&engine.query(AGGREGATE).await.unwrap());
+    let mut filtered = Vec::new();
+    for q in FILTERED {
+        filtered.push(rows(&engine.query(q).await.unwrap()));
+    }
     vault.seal_now().await.unwrap();
     let sealed = SqlEngine::from_vault(&vault, SqlOptions::default())
         .await
         .unwrap();
     assert_eq!(sealed.tail_events(), 0);
     assert_eq!(rows(&sealed.query(AGGREGATE).await.unwrap()), before);
+    for (q, expected) in FILTERED.iter().zip(&filtered) {
+        assert_eq!(&rows(&sealed.query(q).await.unwrap()), expected, "{q}");
+        assert!(
+            expected.lines().count() > 4,
+            "{q} should match something:\n{expected}"
+        );
+    }
     // And the raw message is byte-exact on both sides.
     let q = "SELECT seq, message FROM events WHERE seq % 97 = 0 ORDER BY seq";
     assert_eq!(
@@ -239,15 +266,19 @@ async fn lookups_return_exactly_the_matching_events() {
     assert!(three.iter().all(|e| e.message.contains("\"ConsoleLogin\"")));
 }
 
+/// Without the catalog's lookup filters (derived data, maybe not built yet) every file is
+/// opened, and the segments' own Parquet bloom filters still skip row groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bloom_filters_prune_row_groups_of_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let vault = vault_with_tail(dir.path()).await;
     vault.seal_now().await.unwrap();
-    let engine = SqlEngine::from_vault(&vault, SqlOptions::default())
+    let truth = cloudtrail_truth(&vault).await;
+    drop(vault);
+    forget_lookup_filters(dir.path());
+    let engine = SqlEngine::open_sealed(dir.path(), SqlOptions::default())
         .await
         .unwrap();
-    let truth = cloudtrail_truth(&vault).await;
     let id = truth[7].2["eventID"].as_str().unwrap().to_string();
     let plan = engine
         .query(&format!(
@@ -311,11 +342,7 @@ async fn lookup_filters_pick_the_segments_and_can_be_rebuilt() {
     drop(vault);
 
     // Forget the filters (derived data): the same answers, from every segment.
-    let catalog = dir.path().join("catalog.sqlite");
-    let conn = rusqlite::Connection::open(&catalog).unwrap();
-    let removed = conn.execute("DELETE FROM lookup_filters", []).unwrap();
-    assert!(removed > 0);
-    drop(conn);
+    forget_lookup_filters(dir.path());
     let (stats, absent) = check(
         SqlEngine::open_sealed(dir.path(), SqlOptions::default())
             .await
@@ -339,6 +366,125 @@ async fn lookup_filters_pick_the_segments_and_can_be_rebuilt() {
     .await;
     assert_eq!((stats.candidates, stats.read), (1, 1), "{stats:?}");
     assert_eq!(absent.read, 0, "{absent:?}");
+}
+
+/// Deletes the catalog's lookup filters, as in a vault sealed before they existed.
+fn forget_lookup_filters(dir: &std::path::Path) {
+    let conn = rusqlite::Connection::open(dir.join("catalog.sqlite")).unwrap();
+    let removed = conn.execute("DELETE FROM lookup_filters", []).unwrap();
+    assert!(removed > 0);
+}
+
+/// Moves every segment file but `keep` out of its place (`restore` puts them back): a
+/// scan that opened one would fail.
+struct Hidden(Vec<std::path::PathBuf>);
+
+fn hide_segments_but(dir: &std::path::Path, all: &[String], keep: &[String]) -> Hidden {
+    let mut moved = Vec::new();
+    for key in all.iter().filter(|k| !keep.contains(k)) {
+        let path = dir.join(key);
+        std::fs::rename(&path, path.with_extension("hidden")).unwrap();
+        moved.push(path);
+    }
+    assert!(!moved.is_empty());
+    Hidden(moved)
+}
+
+impl Hidden {
+    fn restore(self) {
+        for path in self.0 {
+            std::fs::rename(path.with_extension("hidden"), &path).unwrap();
+        }
+    }
+}
+
+/// SQL scans skip the segment files their filters rule out before opening any: by the
+/// catalog's lookup filters and time ranges (files moved away are never touched). Without
+/// lookup filters every file is opened again, with the same answer, and rebuilding them
+/// restores the pruning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_filters_prune_files_missing_filters_fall_back_rebuild_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault_with_tail(dir.path()).await;
+    vault.seal_now().await.unwrap();
+    let truth = cloudtrail_truth(&vault).await;
+    let (seq, ts, record) = truth[truth.len() / 2].clone();
+    let id = record["eventID"].as_str().unwrap().to_string();
+    let holder = vault
+        .segments(GROUP_CLOUDTRAIL)
+        .unwrap()
+        .iter()
+        .find(|s| {
+            // Segments of one seal share its seq range, one per hour of event time.
+            (s.first_seq..=s.last_seq).contains(&seq) && (s.oldest_ms..=s.newest_ms).contains(&ts)
+        })
+        .unwrap()
+        .key
+        .clone();
+    // One hour of event time, the files of every group overlapping it and its event count.
+    let lo = ts - ts.rem_euclid(3_600_000);
+    let hi = lo + 3_600_000;
+    let (mut all, mut in_hour, mut hour_events) = (Vec::new(), Vec::new(), 0);
+    for g in GROUPS {
+        for s in vault.segments(g).unwrap() {
+            all.push(s.key.clone());
+            if s.newest_ms >= lo && s.oldest_ms < hi {
+                in_hour.push(s.key.clone());
+            }
+        }
+        hour_events += vault
+            .read_events(g, &StreamFilter::All, Some(lo), Some(hi))
+            .await
+            .unwrap()
+            .len() as i64;
+    }
+    assert!(hour_events > 0 && in_hour.len() < all.len());
+    drop(vault);
+
+    let by_id = format!("SELECT seq FROM events WHERE source_event_id = '{id}'");
+    let by_id_in_group =
+        format!("SELECT seq FROM \"{GROUP_CLOUDTRAIL}\" WHERE source_event_id = '{id}'");
+    let in_the_hour = format!(
+        "SELECT count(*) FROM events \
+         WHERE timestamp >= to_timestamp_millis({lo}) AND timestamp < to_timestamp_millis({hi})"
+    );
+    let open = || SqlEngine::open_sealed(dir.path(), SqlOptions::default());
+
+    // Filters prune: only the file holding the id, only the hour's files.
+    let hidden = hide_segments_but(dir.path(), &all, std::slice::from_ref(&holder));
+    let engine = open().await.unwrap();
+    assert_eq!(seqs(&engine.query(&by_id).await.unwrap()), [seq]);
+    assert_eq!(seqs(&engine.query(&by_id_in_group).await.unwrap()), [seq]);
+    hidden.restore();
+    let hidden = hide_segments_but(dir.path(), &all, &in_hour);
+    let n = open().await.unwrap().query(&in_the_hour).await.unwrap();
+    assert_eq!(
+        n[0].column(0).as_primitive::<Int64Type>().value(0),
+        hour_events
+    );
+    hidden.restore();
+
+    // Missing lookup filters fall back to opening every file: same answer, and a scan that
+    // needs the hidden files fails.
+    forget_lookup_filters(dir.path());
+    assert_eq!(
+        seqs(&open().await.unwrap().query(&by_id).await.unwrap()),
+        [seq]
+    );
+    let hidden = hide_segments_but(dir.path(), &all, std::slice::from_ref(&holder));
+    assert!(open().await.unwrap().query(&by_id).await.is_err());
+    hidden.restore();
+
+    // Rebuilding the filters restores the pruning.
+    let vault = Vault::open(VaultConfig::new(dir.path())).await.unwrap();
+    assert_eq!(vault.rebuild_lookup_filters().await.unwrap(), all.len());
+    drop(vault);
+    let hidden = hide_segments_but(dir.path(), &all, std::slice::from_ref(&holder));
+    assert_eq!(
+        seqs(&open().await.unwrap().query(&by_id).await.unwrap()),
+        [seq]
+    );
+    hidden.restore();
 }
 
 /// Row groups the bloom filters pruned, from `EXPLAIN ANALYZE` metrics.
