@@ -13,6 +13,10 @@ use std::time::Instant;
 use trailvault_sql::dataset::{access_key_of, ACCOUNTS};
 use trailvault_sql::{LookupAttribute, SqlEngine, SqlOptions};
 
+// The allocator of the `trailvault` binary, which serves these queries.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn queries() -> Vec<(&'static str, String)> {
     let key = access_key_of(ACCOUNTS[0], "alice");
     vec![
