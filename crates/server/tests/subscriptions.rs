@@ -86,6 +86,17 @@ impl Harness {
         v
     }
 
+    /// Group `app` with stream `web`, where [`Harness::put`] writes.
+    async fn create_app_web(&self) {
+        self.ok("CreateLogGroup", json!({"logGroupName": "app"}))
+            .await;
+        self.ok(
+            "CreateLogStream",
+            json!({"logGroupName": "app", "logStreamName": "web"}),
+        )
+        .await;
+    }
+
     async fn put(&self, messages: &[&str]) {
         let now = trailvault_store::now_ms();
         let events: Vec<Value> = messages
@@ -122,12 +133,7 @@ fn delivered(path: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_filters_deliver_matching_events_to_a_file() {
     let h = harness().await;
-    h.ok("CreateLogGroup", json!({"logGroupName": "app"})).await;
-    h.ok(
-        "CreateLogStream",
-        json!({"logGroupName": "app", "logStreamName": "web"}),
-    )
-    .await;
+    h.create_app_web().await;
     h.put(&["ERROR before the filter existed"]).await;
     let out = h.dir.path().join("errors.jsonl");
     let dest = format!("file://{}", out.display());
@@ -241,12 +247,7 @@ async fn subscription_filters_deliver_matching_events_to_a_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_prometheus_text() {
     let h = harness().await;
-    h.ok("CreateLogGroup", json!({"logGroupName": "app"})).await;
-    h.ok(
-        "CreateLogStream",
-        json!({"logGroupName": "app", "logStreamName": "web"}),
-    )
-    .await;
+    h.create_app_web().await;
     h.ok(
         "PutMetricFilter",
         json!({"logGroupName": "app", "filterName": "errs", "filterPattern": "ERROR",
@@ -323,12 +324,7 @@ async fn metrics_are_prometheus_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_data_is_listed_and_read_as_statistics_per_period() {
     let h = harness().await;
-    h.ok("CreateLogGroup", json!({"logGroupName": "app"})).await;
-    h.ok(
-        "CreateLogStream",
-        json!({"logGroupName": "app", "logStreamName": "web"}),
-    )
-    .await;
+    h.create_app_web().await;
     h.ok(
         "PutMetricFilter",
         json!({"logGroupName": "app", "filterName": "latency", "filterPattern": "[level, ms]",
