@@ -1,6 +1,6 @@
 //! Metric filters (CloudWatch Logs API), and alarms, metrics and action targets (trailvault
 //! serves CloudWatch's PutMetricAlarm / DescribeAlarms / DescribeAlarmHistory / SetAlarmState
-//! shapes over the same AWS JSON 1.1 endpoint).
+//! and ListMetrics / GetMetricStatistics shapes over the same AWS JSON 1.1 endpoint).
 
 use std::collections::BTreeMap;
 
