@@ -2,7 +2,8 @@
 # Runs every cargo-fuzz target for a bounded time (TRAILVAULT_FUZZ_SECONDS each, default 5;
 # set it to hours for a deep run). The seed is fixed (TRAILVAULT_FUZZ_SEED, default 1) so CI
 # explores the same inputs every time; another seed is a deliberate deep run.
-# libFuzzer builds need unstable rustc flags: the machine has only the stable toolchain, so RUSTC_BOOTSTRAP=1 enables them, and no sanitizer is used.
+# libFuzzer builds need unstable rustc flags: the machine has only the stable toolchain, so
+# RUSTC_BOOTSTRAP=1 enables them, and no sanitizer is used.
 # A crash fails the script and leaves the input under fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
