@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use trailvault_monitor::alarm::{AlarmQuery, AlarmSpec, AlarmState};
 use trailvault_monitor::engine::{EngineError, MonitorEngine};
 use trailvault_monitor::metric::{MetricFilterSpec, MetricKey, Statistic};
-use trailvault_monitor::store::MetricQuery;
+use trailvault_monitor::store::{MetricQuery, QUERY_POINTS_MAX};
 
 use crate::{ApiError, AppState};
 
@@ -278,6 +278,12 @@ pub fn get_metric_statistics(app: &AppState, req: GetMetricStatistics) -> Result
             "Period must be a positive multiple of 60 seconds (data is kept per minute)",
         ));
     }
+    if req.period as usize > QUERY_POINTS_MAX * 60 {
+        return Err(ApiError::invalid(format!(
+            "Period must be at most {} seconds (70 days)",
+            QUERY_POINTS_MAX * 60
+        )));
+    }
     if req.statistics.is_empty() == req.extended_statistics.is_empty() {
         return Err(ApiError::invalid(
             "exactly one of Statistics or ExtendedStatistics must be given",
@@ -315,26 +321,34 @@ pub fn get_metric_statistics(app: &AppState, req: GetMetricStatistics) -> Result
             .collect(),
     };
     let db = engine(app)?.db();
+    // One store query reads at most QUERY_POINTS_MAX minutes of data: read in spans of whole
+    // periods that fit, so no period is split and none is cut short.
+    let periods_per_span = (QUERY_POINTS_MAX as i64 * 60_000 / period_ms).max(1);
     let mut points: BTreeMap<i64, Value> = BTreeMap::new();
     for (name, statistic, extended) in statistics {
-        let series = db
-            .query_metric(&MetricQuery {
-                key: key.clone(),
-                start_ms,
-                end_ms,
-                period_s: req.period,
-                statistic,
-            })
-            .map_err(EngineError::from)?;
-        for p in series {
-            let point = points
-                .entry(p.timestamp_ms)
-                .or_insert_with(|| json!({ "Timestamp": p.timestamp_ms as f64 / 1000.0 }));
-            if extended {
-                point["ExtendedStatistics"][name.as_str()] = json!(p.value);
-            } else {
-                point[name.as_str()] = json!(p.value);
+        let mut from = start_ms;
+        while from < end_ms {
+            let to = ((from.div_euclid(period_ms) + periods_per_span) * period_ms).min(end_ms);
+            let series = db
+                .query_metric(&MetricQuery {
+                    key: key.clone(),
+                    start_ms: from,
+                    end_ms: to,
+                    period_s: req.period,
+                    statistic,
+                })
+                .map_err(EngineError::from)?;
+            for p in series {
+                let point = points
+                    .entry(p.timestamp_ms)
+                    .or_insert_with(|| json!({ "Timestamp": p.timestamp_ms as f64 / 1000.0 }));
+                if extended {
+                    point["ExtendedStatistics"][name.as_str()] = json!(p.value);
+                } else {
+                    point[name.as_str()] = json!(p.value);
+                }
             }
+            from = to;
         }
     }
     Ok(json!({

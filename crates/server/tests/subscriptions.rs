@@ -445,3 +445,67 @@ async fn metric_data_is_listed_and_read_as_statistics_per_period() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_statistics_over_more_minutes_than_one_store_query_reads() {
+    use trailvault_monitor::metric::{Aggregate, MetricDatum, MetricKey};
+    use trailvault_monitor::store::QUERY_POINTS_MAX;
+    let h = harness().await;
+    // Every minute of the last 80 days holds one datapoint: more minutes than one store
+    // query returns, so the answer must be read in spans without losing any.
+    let minutes = QUERY_POINTS_MAX as i64 + 14_400;
+    let newest = trailvault_store::now_ms().div_euclid(60_000) * 60_000 - 60_000;
+    let key = MetricKey {
+        namespace: "App".into(),
+        name: "Dense".into(),
+        dimensions: Default::default(),
+    };
+    let data: Vec<MetricDatum> = (0..minutes)
+        .map(|i| MetricDatum {
+            key: key.clone(),
+            minute_ms: newest - i * 60_000,
+            aggregate: Aggregate::of(1.0),
+            values: vec![1.0],
+            unit: None,
+        })
+        .collect();
+    h.monitor.db().put_metric_data(&data).unwrap();
+
+    let got = h
+        .ok(
+            "GetMetricStatistics",
+            json!({"Namespace": "App", "MetricName": "Dense",
+                   "StartTime": (newest - minutes * 60_000) as f64 / 1000.0,
+                   "EndTime": (newest + 60_000) as f64 / 1000.0, "Period": 86400,
+                   "Statistics": ["SampleCount", "Sum"]}),
+        )
+        .await;
+    let points = got["Datapoints"].as_array().unwrap();
+    let count: f64 = points
+        .iter()
+        .map(|p| p["SampleCount"].as_f64().unwrap())
+        .sum();
+    let sum: f64 = points.iter().map(|p| p["Sum"].as_f64().unwrap()).sum();
+    assert_eq!((count, sum), (minutes as f64, minutes as f64));
+    let days: Vec<f64> = points
+        .iter()
+        .map(|p| p["Timestamp"].as_f64().unwrap())
+        .collect();
+    assert!(
+        days.windows(2).all(|w| w[1] - w[0] == 86_400.0),
+        "one point per day, in order"
+    );
+
+    let (status, err) = h
+        .call(
+            "GetMetricStatistics",
+            json!({"Namespace": "App", "MetricName": "Dense", "StartTime": 0, "EndTime": 1e10,
+                   "Period": 86400 * 80, "Statistics": ["Sum"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["message"].as_str().unwrap().contains("at most"),
+        "{err}"
+    );
+}
