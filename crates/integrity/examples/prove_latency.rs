@@ -20,6 +20,10 @@ use trailvault_integrity::{
 };
 use trailvault_model::StoredEvent;
 
+// As the `trailvault` binary: the allocator changes what opening a segment costs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median_us(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2] * 1e6
@@ -71,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             trailvault_segment::sort_for_segment(&mut ev);
-            let bytes = trailvault_segment::encode(&ev)?;
+            let (bytes, _) = trailvault_integrity::leaf::encode_segment(&ev)?;
             let key = format!(
                 "segments/group={group}/year=2025/month=11/day=22/hour=03/{seq:020}-{:020}.parquet",
                 seq + per - 1
@@ -141,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let mut t_digest = Vec::new();
     let mut t_seg_hash = Vec::new();
     let mut t_seg_decode = Vec::new();
+    let mut t_seg_tree = Vec::new();
     for id in &ids {
         let n: u64 = id.parse()?;
         let (key, _) = seg_keys
@@ -161,6 +166,9 @@ async fn main() -> anyhow::Result<()> {
         let ev = trailvault_segment::decode(Bytes::from(b), trailvault_segment::Projection::Core)?;
         std::hint::black_box(ev.len());
         t_seg_decode.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        std::hint::black_box(trailvault_integrity::leaf::segment_tree(&ev).root());
+        t_seg_tree.push(t.elapsed().as_secs_f64());
     }
     // The index's share: the lookups `prove` makes (segment, digest, checkpoint root, path).
     let cp_size = index.checkpoint_size()?.expect("checkpoint");
@@ -199,6 +207,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  peer: decode one segment (Parquet, core columns): {:.0} us",
         median_us(t_seg_decode)
+    );
+    println!(
+        "  peer: rebuild one segment's Merkle tree (what a proof costs without the footer's subtree roots): {:.0} us",
+        median_us(t_seg_tree)
     );
     println!(
         "  without the index (scan every digest; 3 events): {:.0} us",

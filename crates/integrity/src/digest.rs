@@ -268,7 +268,8 @@ impl DigestWriter {
     pub async fn attach_proof_index(&mut self, mut index: ProofIndex) -> Result<()> {
         let size = self.tree.size();
         let cp_size = self.last_checkpoint.as_ref().map_or(size, |c| c.size);
-        let current = index.size()? == size
+        let current = index.is_current_format()?
+            && index.size()? == size
             && index.checkpoint_size()?.unwrap_or(0) == cp_size
             && (size == 0 || index.root_at(size)? == self.tree.root());
         if !current {

@@ -81,6 +81,85 @@ pub fn segment_tree(events: &[StoredEvent]) -> MerkleTree {
     MerkleTree::from_leaf_hashes(event_leaf_hashes(events))
 }
 
+/// Leaves under each subtree root a segment's footer carries (see [`subtree_roots`]).
+pub const SUBTREE_LEAVES: usize = 32;
+/// The Parquet footer key of a segment's subtree roots.
+pub const SUBTREE_ROOTS_KEY: &str = "trailvault.merkle.subtree_roots";
+
+/// The roots of the aligned subtrees of [`SUBTREE_LEAVES`] leaves (the last may hold fewer):
+/// level 5 of the segment's Merkle tree. A proof then re-hashes 32 leaves and the few roots,
+/// not the whole segment. They are a hint for speed, never evidence: a proof built from them
+/// is checked against the Merkle root its digest signs, and the validator ignores them.
+pub fn subtree_roots(leaves: &[Hash]) -> Vec<Hash> {
+    leaves
+        .chunks(SUBTREE_LEAVES)
+        .map(merkle::root_from_leaf_hashes)
+        .collect()
+}
+
+/// The footer entry holding `roots`: `"<leaves per subtree>:<base64 of the roots>"`.
+pub fn subtree_roots_metadata(roots: &[Hash]) -> (String, String) {
+    use base64::Engine;
+    let value = format!(
+        "{SUBTREE_LEAVES}:{}",
+        base64::engine::general_purpose::STANDARD.encode(roots.concat())
+    );
+    (SUBTREE_ROOTS_KEY.to_string(), value)
+}
+
+/// Parse a footer entry of [`subtree_roots_metadata`]; `None` if it is not one we wrote.
+pub fn parse_subtree_roots(value: &str) -> Option<Vec<Hash>> {
+    use base64::Engine;
+    let (leaves, b64) = value.split_once(':')?;
+    if leaves.parse::<usize>().ok()? != SUBTREE_LEAVES {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    if raw.len() % 32 != 0 {
+        return None;
+    }
+    raw.chunks(32).map(|c| c.try_into().ok()).collect()
+}
+
+/// The root of a segment's tree and the inclusion path of leaf `index`, using the footer's
+/// subtree `roots`: only the leaves of `index`'s subtree are hashed. `None` if the roots do
+/// not fit the events or the subtree's own leaves (the caller then rebuilds the whole tree).
+pub fn path_via_subtrees(
+    events: &[StoredEvent],
+    index: usize,
+    roots: &[Hash],
+) -> Option<(Hash, Vec<Hash>)> {
+    if index >= events.len() || roots.len() != events.len().div_ceil(SUBTREE_LEAVES) {
+        return None;
+    }
+    let chunk = index / SUBTREE_LEAVES;
+    let start = chunk * SUBTREE_LEAVES;
+    let end = (start + SUBTREE_LEAVES).min(events.len());
+    let sub = MerkleTree::from_leaf_hashes(event_leaf_hashes(&events[start..end]));
+    if sub.root() != roots[chunk] {
+        return None;
+    }
+    // Subtrees are aligned, so level by level the full tree is the subtree up to its root,
+    // then the tree over the subtree roots.
+    let upper = MerkleTree::from_leaf_hashes(roots.to_vec());
+    let mut path = sub.inclusion_proof((index - start) as u64)?;
+    path.extend(upper.inclusion_proof(chunk as u64)?);
+    Some((upper.root(), path))
+}
+
+/// A segment's Parquet bytes (`events` in segment order) with its subtree roots in the
+/// footer, and the events' leaf hashes (for its Merkle root).
+pub fn encode_segment<E: std::borrow::Borrow<StoredEvent>>(
+    events: &[E],
+) -> std::result::Result<(Vec<u8>, Vec<Hash>), trailvault_segment::SegmentError> {
+    let leaves = event_leaf_hashes(events);
+    let bytes = trailvault_segment::encode_with_metadata(
+        events,
+        vec![subtree_roots_metadata(&subtree_roots(&leaves))],
+    )?;
+    Ok((bytes, leaves))
+}
+
 /// What sealing records about a segment's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHashes {
@@ -206,6 +285,38 @@ mod tests {
         let mut b = event(1, "b");
         b.stream = "sa".into();
         assert_ne!(event_leaf_hash(&a), event_leaf_hash(&b));
+    }
+
+    #[test]
+    fn subtree_paths_equal_full_tree_paths() {
+        for n in [1usize, 2, 31, 32, 33, 64, 65, 100, 500] {
+            let events: Vec<StoredEvent> =
+                (0..n as u64).map(|i| event(i, &format!("m{i}"))).collect();
+            let full = segment_tree(&events);
+            let roots = subtree_roots(&event_leaf_hashes(&events));
+            let (_, value) = subtree_roots_metadata(&roots);
+            assert_eq!(parse_subtree_roots(&value).as_deref(), Some(&roots[..]));
+            for i in 0..n {
+                let (root, path) = path_via_subtrees(&events, i, &roots).unwrap();
+                assert_eq!(root, full.root(), "root, n={n}");
+                assert_eq!(
+                    path,
+                    full.inclusion_proof(i as u64).unwrap(),
+                    "path of {i}, n={n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_subtree_roots_are_refused_not_trusted() {
+        let events: Vec<StoredEvent> = (0..70).map(|i| event(i, "m")).collect();
+        let mut roots = subtree_roots(&event_leaf_hashes(&events));
+        assert!(path_via_subtrees(&events, 69, &roots[..2]).is_none());
+        roots[1][0] ^= 1;
+        assert!(path_via_subtrees(&events, 40, &roots).is_none());
+        assert_eq!(parse_subtree_roots("16:AAAA"), None);
+        assert_eq!(parse_subtree_roots("32:AAAA"), None);
     }
 
     #[test]

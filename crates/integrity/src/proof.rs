@@ -30,7 +30,9 @@ use crate::digest::{
 use crate::error::{IntegrityError, Result};
 use crate::hash::{parse_hash_hex, sha256, Hash};
 use crate::keys::PublicKeySet;
-use crate::leaf::{event_leaf_hash, segment_tree};
+use crate::leaf::{
+    event_leaf_hash, parse_subtree_roots, path_via_subtrees, segment_tree, SUBTREE_ROOTS_KEY,
+};
 use crate::merkle::{self, MerkleTree};
 use crate::objects;
 use crate::proof_index::{seq_range, ProofIndex};
@@ -149,6 +151,10 @@ struct Found {
     key: String,
     events: Vec<StoredEvent>,
     index: usize,
+    /// The footer's subtree roots, if the segment carries them.
+    subtree_roots: Option<Vec<Hash>>,
+    /// The Merkle root the digest lists for the segment, once the digest is read.
+    listed_root: Option<Hash>,
 }
 
 /// The first of `candidates` (segment keys) that holds event `seq`.
@@ -161,10 +167,20 @@ async fn find_event(
         let Some(bytes) = objects::get_limited(store, &key, SEGMENT_BYTES_MAX).await? else {
             continue;
         };
-        let events = trailvault_segment::decode(bytes, trailvault_segment::Projection::Core)
-            .map_err(|e| IntegrityError::corrupt(&key, e.to_string()))?;
+        let (events, roots) = trailvault_segment::decode_with_metadata(
+            bytes,
+            trailvault_segment::Projection::Core,
+            SUBTREE_ROOTS_KEY,
+        )
+        .map_err(|e| IntegrityError::corrupt(&key, e.to_string()))?;
         if let Some(index) = events.iter().position(|e| e.seq == seq) {
-            return Ok(Some(Found { key, events, index }));
+            return Ok(Some(Found {
+                key,
+                events,
+                index,
+                subtree_roots: roots.as_deref().and_then(parse_subtree_roots),
+                listed_root: None,
+            }));
         }
     }
     Ok(None)
@@ -231,7 +247,7 @@ async fn prove_indexed(
         read_signature(store, &dkey),
         objects::get_limited(store, &cp_key, checkpoint::CHECKPOINT_BYTES_MAX),
     )?;
-    let found = found.ok_or_else(|| {
+    let mut found = found.ok_or_else(|| {
         IntegrityError::Invalid(format!(
             "event {event_id} is in no segment a digest lists (yet)"
         ))
@@ -253,28 +269,39 @@ async fn prove_indexed(
         ));
     }
     let dg = parse_digest(&dkey, &dbytes)?;
-    if !dg.segments.iter().any(|s| s.object == found.key) {
+    let Some(listed) = dg.segments.iter().find(|s| s.object == found.key) else {
         return Err(IntegrityError::corrupt(
             &dkey,
             format!("does not list {} as the index says", found.key),
         ));
-    }
+    };
+    found.listed_root = parse_hash_hex(&listed.merkle_root);
     let cp_bytes = cp_bytes.ok_or_else(|| IntegrityError::corrupt(&cp_key, "not found"))?;
     let cp_text = String::from_utf8(cp_bytes.to_vec())
         .map_err(|_| IntegrityError::corrupt(&cp_key, "not UTF-8"))?;
     let cp = Checkpoint::parse(&cp_text)?;
-    if cp.size != cp_size || cp.root != ix.root_at(cp_size)? {
-        return Err(IntegrityError::corrupt(
-            &cp_key,
-            "does not match the indexed digest tree: validate the vault",
-        ));
-    }
     if dg.digest_tree_index != tree_index || tree_index >= cp.size {
         return Err(IntegrityError::Invalid(
             "digest is newer than the newest checkpoint".into(),
         ));
     }
     let dpath = ix.inclusion_proof(tree_index, cp.size)?;
+    // The path must lead from this digest to the checkpoint's signed root: a cheaper check
+    // than recomputing the root from the index, and it covers what the proof relies on.
+    if cp.size != cp_size
+        || !merkle::verify_inclusion(
+            &merkle::leaf_hash(&dhash),
+            tree_index,
+            cp.size,
+            &dpath,
+            &cp.root,
+        )
+    {
+        return Err(IntegrityError::corrupt(
+            &cp_key,
+            "does not match the indexed digest tree: validate the vault",
+        ));
+    }
     Ok(assemble(
         found, dkey, &dbytes, sig, cp_text, tree_index, &dpath,
     ))
@@ -291,7 +318,7 @@ async fn prove_by_scan(
         .map(|m| m.location.to_string())
         .filter(|k| seq_range(k).is_none_or(|(a, b)| a <= seq && seq <= b))
         .collect();
-    let found = find_event(store, seq, candidates).await?.ok_or_else(|| {
+    let mut found = find_event(store, seq, candidates).await?.ok_or_else(|| {
         IntegrityError::Invalid(format!("event {event_id} is in no sealed segment"))
     })?;
     let digests = all_digests(store).await?;
@@ -326,6 +353,11 @@ async fn prove_by_scan(
         .ok_or_else(|| {
             IntegrityError::Invalid("digest is newer than the newest checkpoint".into())
         })?;
+    found.listed_root = dg
+        .segments
+        .iter()
+        .find(|s| s.object == found.key)
+        .and_then(|s| parse_hash_hex(&s.merkle_root));
     Ok(assemble(
         found,
         dkey,
@@ -337,6 +369,22 @@ async fn prove_by_scan(
     ))
 }
 
+/// The segment's root and the event's inclusion path: from the footer's subtree roots when
+/// they lead to the root the digest lists (32 leaves hashed), else from the whole tree.
+fn segment_path(found: &Found) -> (Hash, Vec<Hash>) {
+    if let Some(fast) = found
+        .subtree_roots
+        .as_deref()
+        .and_then(|roots| path_via_subtrees(&found.events, found.index, roots))
+        .filter(|(root, _)| Some(*root) == found.listed_root)
+    {
+        return fast;
+    }
+    let tree = segment_tree(&found.events);
+    let path = tree.inclusion_proof(found.index as u64).unwrap_or_default();
+    (tree.root(), path)
+}
+
 fn assemble(
     found: Found,
     dkey: String,
@@ -346,7 +394,7 @@ fn assemble(
     tree_index: u64,
     dpath: &[Hash],
 ) -> EventProof {
-    let tree = segment_tree(&found.events);
+    let (root, path) = segment_path(&found);
     let e = &found.events[found.index];
     EventProof {
         proof_format_version: 1,
@@ -361,10 +409,10 @@ fn assemble(
         },
         segment: ProofSegment {
             object: found.key,
-            merkle_root: hex::encode(tree.root()),
-            event_count: tree.size(),
+            merkle_root: hex::encode(root),
+            event_count: found.events.len() as u64,
             leaf_index: found.index as u64,
-            inclusion_path: hexes(&tree.inclusion_proof(found.index as u64).unwrap_or_default()),
+            inclusion_path: hexes(&path),
         },
         digest: ProofDigest {
             object: dkey,

@@ -4,9 +4,12 @@
 //! in the same step as each checkpoint and derived entirely from the digests, so it can be
 //! deleted and rebuilt ([`ProofIndex::rebuild`]). It holds:
 //!
-//! - `segments`: each digested segment's key, its sequence range (from the key's
+//! - `segment_ranges`: each digested segment's key, its sequence range (from the key's
 //!   `<first>-<last>.parquet`) and the tree index of the digest that lists it: event → segment
-//!   → digest in one indexed lookup;
+//!   → digest. Ranges of different groups overlap, so a lookup is an interval stabbing query:
+//!   ranges are kept by span class (the bit length of `last - first`), and within one class a
+//!   range holding `seq` starts at most `2^class - 1` before it, one bounded index scan per
+//!   class present (a handful), whatever the number of segments;
 //! - `digests`: tree index → digest key and the SHA-256 of its bytes;
 //! - `nodes`: every perfect subtree hash of the digest tree (level, index), about two per
 //!   digest, so an RFC 9162 inclusion path or a root at any size costs O(log² n) lookups
@@ -36,17 +39,27 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS digests (
     tree_index INTEGER PRIMARY KEY, key TEXT NOT NULL, sha256 BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (
+DROP TABLE IF EXISTS segments;
+CREATE TABLE IF NOT EXISTS segment_ranges (
     key TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-    tree_index INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS segments_by_last_seq ON segments (last_seq);
+    span_class INTEGER NOT NULL, tree_index INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS segment_ranges_by_class ON segment_ranges (span_class, first_seq);
 CREATE TABLE IF NOT EXISTS nodes (
     level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)) WITHOUT ROWID;
 ";
 
 /// Candidate segments examined for one event at most (ranges of different groups overlap).
-const CANDIDATES_MAX: i64 = 256;
+const CANDIDATES_MAX: usize = 256;
+
+/// Layout of the tables; an index of another format is rebuilt when the writer attaches it
+/// and not used by readers until then.
+const INDEX_FORMAT: u64 = 2;
+
+/// Bit length of a range's span: a range of class `c` has `last - first < 2^c`.
+fn span_class(first: u64, last: u64) -> u32 {
+    64 - last.saturating_sub(first).leading_zeros()
+}
 
 /// One digest as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +126,9 @@ impl ProofIndex {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(db_err(PROOF_INDEX_FILE))?;
-        Ok(Some(ProofIndex { conn }))
+        let index = ProofIndex { conn };
+        // An index of an older layout is no index until the writer rebuilds it.
+        Ok(index.is_current_format()?.then_some(index))
     }
 
     fn meta(&self, k: &str) -> Result<Option<u64>> {
@@ -131,6 +146,16 @@ impl ProofIndex {
         Ok(self.meta("tree_size")?.unwrap_or(0))
     }
 
+    /// Whether the tables have this build's layout (else the writer rebuilds the index).
+    pub fn is_current_format(&self) -> Result<bool> {
+        Ok(self.meta("format")? == Some(INDEX_FORMAT))
+    }
+
+    /// The span classes of the indexed ranges, one bit each.
+    fn span_classes(&self) -> Result<u64> {
+        Ok(self.meta("span_classes")?.unwrap_or(0))
+    }
+
     /// Size of the newest checkpoint written with the index.
     pub fn checkpoint_size(&self) -> Result<Option<u64>> {
         self.meta("checkpoint_size")
@@ -141,6 +166,7 @@ impl ProofIndex {
     pub fn append(&mut self, digests: &[IndexedDigest], checkpoint_size: u64) -> Result<()> {
         let e = db_err(PROOF_INDEX_FILE);
         let mut size = self.size()?;
+        let mut classes = self.span_classes()?;
         let tx = self.conn.transaction().map_err(&e)?;
         {
             let mut put_digest = tx
@@ -148,8 +174,8 @@ impl ProofIndex {
                 .map_err(&e)?;
             let mut put_segment = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO segments (key, first_seq, last_seq, tree_index) \
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR REPLACE INTO segment_ranges \
+                     (key, first_seq, last_seq, span_class, tree_index) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(&e)?;
             let mut put_node = tx
@@ -170,8 +196,10 @@ impl ProofIndex {
                     .map_err(&e)?;
                 for s in &d.segments {
                     let (a, b) = seq_range(s).unwrap_or((0, i64::MAX as u64));
+                    let class = span_class(a, b);
+                    classes |= 1 << class;
                     put_segment
-                        .execute(params![s, a as i64, b as i64, size as i64])
+                        .execute(params![s, a as i64, b as i64, class, size as i64])
                         .map_err(&e)?;
                 }
                 // The leaf, then every perfect subtree it completes (one per trailing one bit).
@@ -198,6 +226,12 @@ impl ProofIndex {
                 .map_err(&e)?;
             put_meta
                 .execute(params!["tree_size", size as i64])
+                .map_err(&e)?;
+            put_meta
+                .execute(params!["span_classes", classes as i64])
+                .map_err(&e)?;
+            put_meta
+                .execute(params!["format", INDEX_FORMAT as i64])
                 .map_err(&e)?;
             put_meta
                 .execute(params!["checkpoint_size", checkpoint_size as i64])
@@ -234,28 +268,49 @@ impl ProofIndex {
         all.sort_by_key(|d| d.tree_index);
         self.conn
             .execute_batch(
-                "DELETE FROM meta; DELETE FROM digests; DELETE FROM segments; DELETE FROM nodes;",
+                "DELETE FROM meta; DELETE FROM digests; DELETE FROM segment_ranges; \
+                 DELETE FROM nodes;",
             )
             .map_err(db_err(PROOF_INDEX_FILE))?;
         self.append(&all, checkpoint_size)
     }
 
-    /// Segments whose sequence range holds `seq`, with the tree index of their digest.
+    /// Segments whose sequence range holds `seq`, with the tree index of their digest,
+    /// narrowest ranges first.
     pub fn segments_for_seq(&self, seq: u64) -> Result<Vec<(String, u64)>> {
         let e = db_err(PROOF_INDEX_FILE);
         let mut q = self
             .conn
             .prepare_cached(
-                "SELECT key, tree_index FROM segments WHERE last_seq >= ?1 AND first_seq <= ?1 \
-                 ORDER BY last_seq LIMIT ?2",
+                "SELECT key, tree_index FROM segment_ranges \
+                 WHERE span_class = ?1 AND first_seq BETWEEN ?2 AND ?3 AND last_seq >= ?3 \
+                 LIMIT ?4",
             )
             .map_err(&e)?;
-        let rows = q
-            .query_map(params![seq as i64, CANDIDATES_MAX], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })
-            .map_err(&e)?;
-        rows.collect::<std::result::Result<_, _>>().map_err(&e)
+        let classes = self.span_classes()?;
+        let mut out = Vec::new();
+        for class in (0..64u32).filter(|c| classes & (1 << c) != 0) {
+            if out.len() >= CANDIDATES_MAX {
+                break;
+            }
+            // A range of this class holding `seq` starts within `2^class - 1` before it.
+            let lowest = seq.saturating_sub((1u64 << class) - 1);
+            let rows = q
+                .query_map(
+                    params![
+                        class,
+                        lowest as i64,
+                        seq as i64,
+                        (CANDIDATES_MAX - out.len()) as i64
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)),
+                )
+                .map_err(&e)?;
+            for row in rows {
+                out.push(row.map_err(&e)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The digest at `tree_index`: key and SHA-256 of its bytes.
@@ -398,5 +453,51 @@ mod tests {
             idx.append(&[gap], 73).is_err(),
             "indices must continue the tree"
         );
+    }
+
+    #[test]
+    fn overlapping_ranges_of_every_span_are_all_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = ProofIndex::open(&dir.path().join("p.sqlite")).unwrap();
+        // Five groups sharing one sequence: narrow, wide and single-event ranges that
+        // interleave, as segments of busy and quiet groups do.
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |m: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % m
+        };
+        let mut ranges = Vec::new();
+        for i in 0..300u64 {
+            let first = next(5_000);
+            let span = [0, 1, 7, 40, 500, 3_000][(i % 6) as usize];
+            ranges.push((first, first + next(span + 1)));
+        }
+        let digests: Vec<IndexedDigest> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (a, b))| IndexedDigest {
+                tree_index: i as u64,
+                key: format!("d{i}"),
+                sha256: sha256(&i.to_be_bytes()),
+                segments: vec![format!("segments/g{i}/{a:020}-{b:020}.parquet")],
+            })
+            .collect();
+        idx.append(&digests, digests.len() as u64).unwrap();
+        for seq in (0..8_200).step_by(7) {
+            let mut want: Vec<u64> = (0..ranges.len() as u64)
+                .filter(|&i| ranges[i as usize].0 <= seq && seq <= ranges[i as usize].1)
+                .collect();
+            let mut got: Vec<u64> = idx
+                .segments_for_seq(seq)
+                .unwrap()
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "segments holding {seq}");
+        }
     }
 }

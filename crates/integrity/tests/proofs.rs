@@ -19,6 +19,13 @@ use trailvault_integrity::{
 };
 use trailvault_model::StoredEvent;
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Roots {
+    None,
+    Right,
+    Wrong,
+}
+
 struct Vault {
     _dir: tempfile::TempDir,
     data: PathBuf,
@@ -42,8 +49,16 @@ async fn vault() -> Vault {
             w.rotate_key(SignatureAlgorithm::Sha256WithRsa).unwrap();
         }
         let mut seals = Vec::new();
-        for _ in 0..2 {
-            let mut ev: Vec<StoredEvent> = (0..5)
+        // Per period: a 5-event segment as written before segments carried subtree roots,
+        // then a 70-event one with its roots in the footer (wrong roots in the last period:
+        // proofs must not trust them).
+        for (n, roots) in [(5u64, Roots::None), (70, Roots::Right)] {
+            let roots = if p == 3 && roots == Roots::Right {
+                Roots::Wrong
+            } else {
+                roots
+            };
+            let mut ev: Vec<StoredEvent> = (0..n)
                 .map(|i| StoredEvent {
                     seq: seq + i,
                     group: "/aws/audit".into(),
@@ -55,9 +70,20 @@ async fn vault() -> Vault {
                 })
                 .collect();
             trailvault_segment::sort_for_segment(&mut ev);
-            let key = format!("segments/group=%2Faws%2Faudit/year=2025/month=11/day=22/hour=03/{seq:020}-{:020}.parquet", seq + 4);
-            seq += 5;
-            let bytes = trailvault_segment::encode(&ev).unwrap();
+            let key = format!("segments/group=%2Faws%2Faudit/year=2025/month=11/day=22/hour=03/{seq:020}-{:020}.parquet", seq + n - 1);
+            seq += n;
+            let bytes = match roots {
+                Roots::None => trailvault_segment::encode(&ev).unwrap(),
+                Roots::Right => trailvault_integrity::leaf::encode_segment(&ev).unwrap().0,
+                Roots::Wrong => {
+                    let mut leaves = trailvault_integrity::leaf::event_leaf_hashes(&ev);
+                    leaves.reverse();
+                    let meta = trailvault_integrity::leaf::subtree_roots_metadata(
+                        &trailvault_integrity::leaf::subtree_roots(&leaves),
+                    );
+                    trailvault_segment::encode_with_metadata(&ev, vec![meta]).unwrap()
+                }
+            };
             let decoded = trailvault_segment::decode(
                 Bytes::from(bytes.clone()),
                 trailvault_segment::Projection::Core,
@@ -125,8 +151,14 @@ async fn event_and_consistency_proofs_verify_here_and_in_python() {
     let keys = PublicKeySet::load_dir(&v.exported).unwrap();
     assert_eq!(keys.keys().len(), 2);
 
-    // An event in an Ed25519-signed digest and one in an RSA-signed digest.
-    for id in ["00000000000000000007", "00000000000000000033"] {
+    // Events in Ed25519- and in RSA-signed digests, in segments with right, wrong and no
+    // subtree roots in their footers.
+    for id in [
+        "00000000000000000007",
+        "00000000000000000153",
+        "00000000000000000200",
+        "00000000000000000260",
+    ] {
         let proof = Proof::Event(Box::new(prove_event(&v.store, id, None).await.unwrap()));
         // The index the writer kept gives the same proof without reading every digest.
         let index = ProofIndex::open_read_only(&v.data.join(PROOF_INDEX_FILE))
@@ -229,7 +261,7 @@ async fn validate_cli_exit_status() {
         0
     );
     // Flip one byte of one segment: exit status 1.
-    let seg = v.data.join("segments/group=%2Faws%2Faudit/year=2025/month=11/day=22/hour=03/00000000000000000011-00000000000000000015.parquet");
+    let seg = v.data.join("segments/group=%2Faws%2Faudit/year=2025/month=11/day=22/hour=03/00000000000000000076-00000000000000000080.parquet");
     let mut b = std::fs::read(&seg).unwrap();
     b[10] ^= 0x80;
     std::fs::write(&seg, b).unwrap();

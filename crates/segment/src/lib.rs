@@ -24,7 +24,7 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecond
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -155,6 +155,16 @@ pub fn sort_for_segment<E: Borrow<StoredEvent>>(events: &mut [E]) {
 
 /// Encode events (already in segment order, see [`sort_for_segment`]) as Parquet bytes.
 pub fn encode<E: Borrow<StoredEvent>>(events: &[E]) -> Result<Vec<u8>, SegmentError> {
+    encode_with_metadata(events, Vec::new())
+}
+
+/// [`encode`], with extra key-value metadata in the footer (derived facts about the events,
+/// such as their Merkle subtree roots; readers that do not know a key ignore it, so the
+/// format version stays the same).
+pub fn encode_with_metadata<E: Borrow<StoredEvent>>(
+    events: &[E],
+    extra: Vec<(String, String)>,
+) -> Result<Vec<u8>, SegmentError> {
     debug_assert!(events.windows(2).all(|w| {
         let (a, b) = (w[0].borrow(), w[1].borrow());
         (a.stream.as_str(), a.timestamp_ms, a.seq) <= (b.stream.as_str(), b.timestamp_ms, b.seq)
@@ -164,10 +174,15 @@ pub fn encode<E: Borrow<StoredEvent>>(events: &[E]) -> Result<Vec<u8>, SegmentEr
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS_MAX))
         .set_created_by("trailvault".to_string())
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            FORMAT_VERSION_KEY.to_string(),
-            SEGMENT_FORMAT_VERSION.to_string(),
-        )]));
+        .set_key_value_metadata(Some(
+            std::iter::once((
+                FORMAT_VERSION_KEY.to_string(),
+                SEGMENT_FORMAT_VERSION.to_string(),
+            ))
+            .chain(extra)
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect(),
+        ));
     // Bloom filters let a lookup by one of these values skip every row group that cannot
     // hold it; readers that do not use them are unaffected (same format version). Each is
     // sized for a row group of distinct values and folded down to fit once written, so low
@@ -325,13 +340,29 @@ fn to_batch<E: Borrow<StoredEvent>>(
 
 /// Decode a segment's bytes back into events, in stored order.
 pub fn decode(bytes: Bytes, projection: Projection) -> Result<Vec<StoredEvent>, SegmentError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let found = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == FORMAT_VERSION_KEY))
-        .and_then(|k| k.value.clone());
+    Ok(decode_with_metadata(bytes, projection, "")?.0)
+}
+
+/// [`decode`], and the footer's value for metadata key `key` (see [`encode_with_metadata`]).
+pub fn decode_with_metadata(
+    bytes: Bytes,
+    projection: Projection,
+    key: &str,
+) -> Result<(Vec<StoredEvent>, Option<String>), SegmentError> {
+    // The columns' types follow from the Parquet schema alone; decoding the embedded Arrow
+    // schema as well would double the cost of opening a small segment.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
+    let value_of = |k: &str| {
+        builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == k))
+            .and_then(|e| e.value.clone())
+    };
+    let found = value_of(FORMAT_VERSION_KEY);
+    let wanted = value_of(key);
     if found.as_deref() != Some(SEGMENT_FORMAT_VERSION) {
         return Err(SegmentError::Version { found });
     }
@@ -346,7 +377,7 @@ pub fn decode(bytes: Bytes, projection: Projection) -> Result<Vec<StoredEvent>, 
     for batch in builder.with_batch_size(8192).build()? {
         from_batch(&batch?, &mut out)?;
     }
-    Ok(out)
+    Ok((out, wanted))
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef, SegmentError> {
@@ -548,6 +579,26 @@ mod tests {
         let core = decode(Bytes::from(bytes), Projection::Core).unwrap();
         assert_eq!(core[0].normalized, None);
         assert_eq!(core[0].message, e.message);
+    }
+
+    #[test]
+    fn extra_footer_metadata_round_trips_and_changes_no_event() {
+        let e = event(1, "s", 1_700_000_000_000, "m");
+        let plain = encode(std::slice::from_ref(&e)).unwrap();
+        let with = encode_with_metadata(
+            std::slice::from_ref(&e),
+            vec![("trailvault.test".into(), "v".into())],
+        )
+        .unwrap();
+        let (events, value) =
+            decode_with_metadata(Bytes::from(with), Projection::Core, "trailvault.test").unwrap();
+        assert_eq!(
+            (events[0].message.as_str(), value.as_deref()),
+            ("m", Some("v"))
+        );
+        let (_, none) =
+            decode_with_metadata(Bytes::from(plain), Projection::Core, "trailvault.test").unwrap();
+        assert_eq!(none, None);
     }
 
     #[test]

@@ -1033,7 +1033,7 @@ fn encode_segment(group: &str, mut events: Vec<&StoredEvent>) -> Result<Encoded>
         first_seq,
         last_seq,
     );
-    let bytes = trailvault_segment::encode(&events)?;
+    let (bytes, leaves) = trailvault_integrity::leaf::encode_segment(&events)?;
     let mut streams: Vec<StreamRange> = Vec::new();
     for e in &events {
         match streams.last_mut() {
@@ -1050,7 +1050,6 @@ fn encode_segment(group: &str, mut events: Vec<&StoredEvent>) -> Result<Encoded>
             }),
         }
     }
-    let leaves = trailvault_integrity::leaf::event_leaf_hashes(&events);
     let meta = SegmentMeta {
         key,
         group: group.to_string(),

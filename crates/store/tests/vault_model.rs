@@ -255,6 +255,22 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
             let root = trailvault_integrity::merkle::root_from_leaf_hashes(&leaves);
             assert_eq!(meta.merkle_root, hex::encode(root), "{}", meta.key);
             assert_eq!(meta.event_count as usize, events.len());
+            // ... and whose footer carries the subtree roots proofs start from.
+            let bytes = vault.storage().get(&meta.key).await.unwrap();
+            let (_, footer) = trailvault_segment::decode_with_metadata(
+                bytes,
+                trailvault_segment::Projection::Core,
+                trailvault_integrity::leaf::SUBTREE_ROOTS_KEY,
+            )
+            .unwrap();
+            assert_eq!(
+                footer
+                    .as_deref()
+                    .and_then(trailvault_integrity::leaf::parse_subtree_roots),
+                Some(trailvault_integrity::leaf::subtree_roots(&leaves)),
+                "{}",
+                meta.key
+            );
         }
     });
 }
