@@ -121,28 +121,35 @@ pub fn parse_subtree_roots(value: &str) -> Option<Vec<Hash>> {
     raw.chunks(32).map(|c| c.try_into().ok()).collect()
 }
 
-/// The root of a segment's tree and the inclusion path of leaf `index`, using the footer's
-/// subtree `roots`: only the leaves of `index`'s subtree are hashed. `None` if the roots do
-/// not fit the events or the subtree's own leaves (the caller then rebuilds the whole tree).
+/// The rows of the subtree holding row `index` of a segment of `total` events.
+pub fn subtree_rows(index: usize, total: usize) -> std::ops::Range<usize> {
+    let start = index / SUBTREE_LEAVES * SUBTREE_LEAVES;
+    start..(start + SUBTREE_LEAVES).min(total)
+}
+
+/// The root of a segment's tree and the inclusion path of leaf `index`, from the footer's
+/// subtree `roots` and the events of the subtree holding it (`run`, the rows
+/// [`subtree_rows`]): only those leaves are hashed. `None` if the roots do not fit the
+/// segment or the run's own leaves (the caller then rebuilds the whole tree).
 pub fn path_via_subtrees(
-    events: &[StoredEvent],
+    run: &[StoredEvent],
     index: usize,
+    total: usize,
     roots: &[Hash],
 ) -> Option<(Hash, Vec<Hash>)> {
-    if index >= events.len() || roots.len() != events.len().div_ceil(SUBTREE_LEAVES) {
+    let rows = subtree_rows(index, total);
+    if index >= total || roots.len() != total.div_ceil(SUBTREE_LEAVES) || run.len() != rows.len() {
         return None;
     }
     let chunk = index / SUBTREE_LEAVES;
-    let start = chunk * SUBTREE_LEAVES;
-    let end = (start + SUBTREE_LEAVES).min(events.len());
-    let sub = MerkleTree::from_leaf_hashes(event_leaf_hashes(&events[start..end]));
+    let sub = MerkleTree::from_leaf_hashes(event_leaf_hashes(run));
     if sub.root() != roots[chunk] {
         return None;
     }
     // Subtrees are aligned, so level by level the full tree is the subtree up to its root,
     // then the tree over the subtree roots.
     let upper = MerkleTree::from_leaf_hashes(roots.to_vec());
-    let mut path = sub.inclusion_proof((index - start) as u64)?;
+    let mut path = sub.inclusion_proof((index - rows.start) as u64)?;
     path.extend(upper.inclusion_proof(chunk as u64)?);
     Some((upper.root(), path))
 }
@@ -297,7 +304,8 @@ mod tests {
             let (_, value) = subtree_roots_metadata(&roots);
             assert_eq!(parse_subtree_roots(&value).as_deref(), Some(&roots[..]));
             for i in 0..n {
-                let (root, path) = path_via_subtrees(&events, i, &roots).unwrap();
+                let run = &events[subtree_rows(i, n)];
+                let (root, path) = path_via_subtrees(run, i, n, &roots).unwrap();
                 assert_eq!(root, full.root(), "root, n={n}");
                 assert_eq!(
                     path,
@@ -312,9 +320,10 @@ mod tests {
     fn wrong_subtree_roots_are_refused_not_trusted() {
         let events: Vec<StoredEvent> = (0..70).map(|i| event(i, "m")).collect();
         let mut roots = subtree_roots(&event_leaf_hashes(&events));
-        assert!(path_via_subtrees(&events, 69, &roots[..2]).is_none());
+        assert!(path_via_subtrees(&events[64..], 69, 70, &roots[..2]).is_none());
+        assert!(path_via_subtrees(&events[32..64], 69, 70, &roots).is_none());
         roots[1][0] ^= 1;
-        assert!(path_via_subtrees(&events, 40, &roots).is_none());
+        assert!(path_via_subtrees(&events[32..64], 40, 70, &roots).is_none());
         assert_eq!(parse_subtree_roots("16:AAAA"), None);
         assert_eq!(parse_subtree_roots("32:AAAA"), None);
     }

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use trailvault_model::{seq_from_event_id, StoredEvent};
+use trailvault_segment::{Projection, SegmentReader};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::digest::{
@@ -31,7 +32,8 @@ use crate::error::{IntegrityError, Result};
 use crate::hash::{parse_hash_hex, sha256, Hash};
 use crate::keys::PublicKeySet;
 use crate::leaf::{
-    event_leaf_hash, parse_subtree_roots, path_via_subtrees, segment_tree, SUBTREE_ROOTS_KEY,
+    event_leaf_hash, parse_subtree_roots, path_via_subtrees, segment_tree, subtree_rows,
+    SUBTREE_LEAVES, SUBTREE_ROOTS_KEY,
 };
 use crate::merkle::{self, MerkleTree};
 use crate::objects;
@@ -146,18 +148,34 @@ fn digest_tree(digests: &BTreeMap<String, Bytes>) -> Result<MerkleTree> {
     ))
 }
 
-/// A decoded segment holding the event, and where.
+/// The segment holding the event, and the rows of it that were decoded.
 struct Found {
     key: String,
+    reader: SegmentReader,
+    /// The event's row: its leaf index.
+    row: usize,
+    /// Decoded events: the event's subtree of 32 rows when the footer has subtree roots,
+    /// else the whole segment; `first_row` is the row of `events[0]`.
     events: Vec<StoredEvent>,
-    index: usize,
-    /// The footer's subtree roots, if the segment carries them.
+    first_row: usize,
+    /// The footer's subtree roots, if the segment carries them (and they fit its size).
     subtree_roots: Option<Vec<Hash>>,
     /// The Merkle root the digest lists for the segment, once the digest is read.
     listed_root: Option<Hash>,
 }
 
-/// The first of `candidates` (segment keys) that holds event `seq`.
+impl Found {
+    fn event(&self) -> &StoredEvent {
+        &self.events[self.row - self.first_row]
+    }
+}
+
+fn corrupt_segment(key: &str) -> impl Fn(trailvault_segment::SegmentError) -> IntegrityError + '_ {
+    move |e| IntegrityError::corrupt(key, e.to_string())
+}
+
+/// The first of `candidates` (segment keys) that holds event `seq`. Only the `seq` column
+/// and the event's subtree are decoded when the segment carries subtree roots.
 async fn find_event(
     store: &Arc<dyn ObjectStore>,
     seq: u64,
@@ -167,21 +185,38 @@ async fn find_event(
         let Some(bytes) = objects::get_limited(store, &key, SEGMENT_BYTES_MAX).await? else {
             continue;
         };
-        let (events, roots) = trailvault_segment::decode_with_metadata(
-            bytes,
-            trailvault_segment::Projection::Core,
-            SUBTREE_ROOTS_KEY,
-        )
-        .map_err(|e| IntegrityError::corrupt(&key, e.to_string()))?;
-        if let Some(index) = events.iter().position(|e| e.seq == seq) {
-            return Ok(Some(Found {
-                key,
-                events,
-                index,
-                subtree_roots: roots.as_deref().and_then(parse_subtree_roots),
-                listed_root: None,
-            }));
+        let reader = SegmentReader::open(bytes, true).map_err(corrupt_segment(&key))?;
+        let Some(row) = reader.row_of_seq(seq).map_err(corrupt_segment(&key))? else {
+            continue;
+        };
+        let total = reader.num_rows();
+        let subtree_roots = reader
+            .metadata_value(SUBTREE_ROOTS_KEY)
+            .as_deref()
+            .and_then(parse_subtree_roots)
+            .filter(|r| r.len() == total.div_ceil(SUBTREE_LEAVES));
+        let rows = subtree_roots
+            .is_some()
+            .then(|| subtree_rows(row, total))
+            .unwrap_or(0..total);
+        let events = reader
+            .events(Projection::Core, Some(rows.clone()))
+            .map_err(corrupt_segment(&key))?;
+        if events.len() != rows.len() || events.get(row - rows.start).map(|e| e.seq) != Some(seq) {
+            return Err(IntegrityError::corrupt(
+                &key,
+                "rows do not read back as indexed",
+            ));
         }
+        return Ok(Some(Found {
+            key,
+            reader,
+            row,
+            events,
+            first_row: rows.start,
+            subtree_roots,
+            listed_root: None,
+        }));
     }
     Ok(None)
 }
@@ -302,9 +337,7 @@ async fn prove_indexed(
             "does not match the indexed digest tree: validate the vault",
         ));
     }
-    Ok(assemble(
-        found, dkey, &dbytes, sig, cp_text, tree_index, &dpath,
-    ))
+    assemble(found, dkey, &dbytes, sig, cp_text, tree_index, &dpath)
 }
 
 async fn prove_by_scan(
@@ -358,7 +391,7 @@ async fn prove_by_scan(
         .iter()
         .find(|s| s.object == found.key)
         .and_then(|s| parse_hash_hex(&s.merkle_root));
-    Ok(assemble(
+    assemble(
         found,
         dkey,
         &dbytes,
@@ -366,23 +399,35 @@ async fn prove_by_scan(
         cp_text,
         dg.digest_tree_index,
         &dpath,
-    ))
+    )
 }
 
-/// The segment's root and the event's inclusion path: from the footer's subtree roots when
-/// they lead to the root the digest lists (32 leaves hashed), else from the whole tree.
-fn segment_path(found: &Found) -> (Hash, Vec<Hash>) {
-    if let Some(fast) = found
+/// The segment's root, event count and the event's inclusion path: from the footer's
+/// subtree roots when they lead to the root the digest lists (32 leaves hashed), else from
+/// the whole tree.
+fn segment_path(found: &Found) -> Result<(Hash, u64, Vec<Hash>)> {
+    let total = found.reader.num_rows();
+    if let Some((root, path)) = found
         .subtree_roots
         .as_deref()
-        .and_then(|roots| path_via_subtrees(&found.events, found.index, roots))
+        .and_then(|roots| path_via_subtrees(&found.events, found.row, total, roots))
         .filter(|(root, _)| Some(*root) == found.listed_root)
     {
-        return fast;
+        return Ok((root, total as u64, path));
     }
-    let tree = segment_tree(&found.events);
-    let path = tree.inclusion_proof(found.index as u64).unwrap_or_default();
-    (tree.root(), path)
+    let whole;
+    let events = if found.first_row == 0 && found.events.len() == total {
+        &found.events
+    } else {
+        whole = found
+            .reader
+            .events(Projection::Core, None)
+            .map_err(corrupt_segment(&found.key))?;
+        &whole
+    };
+    let tree = segment_tree(events);
+    let path = tree.inclusion_proof(found.row as u64).unwrap_or_default();
+    Ok((tree.root(), tree.size(), path))
 }
 
 fn assemble(
@@ -393,10 +438,10 @@ fn assemble(
     cp_text: String,
     tree_index: u64,
     dpath: &[Hash],
-) -> EventProof {
-    let (root, path) = segment_path(&found);
-    let e = &found.events[found.index];
-    EventProof {
+) -> Result<EventProof> {
+    let (root, event_count, path) = segment_path(&found)?;
+    let e = found.event();
+    Ok(EventProof {
         proof_format_version: 1,
         event: ProofEvent {
             event_id: e.event_id(),
@@ -410,8 +455,8 @@ fn assemble(
         segment: ProofSegment {
             object: found.key,
             merkle_root: hex::encode(root),
-            event_count: found.events.len() as u64,
-            leaf_index: found.index as u64,
+            event_count,
+            leaf_index: found.row as u64,
             inclusion_path: hexes(&path),
         },
         digest: ProofDigest {
@@ -424,7 +469,7 @@ fn assemble(
             digest_tree_index: tree_index,
             inclusion_path: hexes(dpath),
         },
-    }
+    })
 }
 
 /// Prove the checkpoint `new` extends `old`, from the digests in the vault.

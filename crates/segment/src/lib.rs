@@ -13,6 +13,7 @@
 //! whole file. Decoding asserts the version and the schema, and fails loudly on anything else.
 
 use std::borrow::Borrow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -24,10 +25,13 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecond
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
@@ -340,44 +344,105 @@ fn to_batch<E: Borrow<StoredEvent>>(
 
 /// Decode a segment's bytes back into events, in stored order.
 pub fn decode(bytes: Bytes, projection: Projection) -> Result<Vec<StoredEvent>, SegmentError> {
-    Ok(decode_with_metadata(bytes, projection, "")?.0)
+    SegmentReader::open(bytes, false)?.events(projection, None)
 }
 
-/// [`decode`], and the footer's value for metadata key `key` (see [`encode_with_metadata`]).
-pub fn decode_with_metadata(
+/// A segment opened once for several reads: footer parsed, format version checked.
+pub struct SegmentReader {
     bytes: Bytes,
-    projection: Projection,
-    key: &str,
-) -> Result<(Vec<StoredEvent>, Option<String>), SegmentError> {
-    // The columns' types follow from the Parquet schema alone; decoding the embedded Arrow
-    // schema as well would double the cost of opening a small segment.
-    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
-    let value_of = |k: &str| {
-        builder
+    metadata: ArrowReaderMetadata,
+}
+
+impl SegmentReader {
+    /// Open `bytes`. With `page_index`, the pages' offsets are read too, so a read of a few
+    /// rows ([`Self::events`] with a range) decodes only the pages holding them.
+    pub fn open(bytes: Bytes, page_index: bool) -> Result<Self, SegmentError> {
+        // The columns' types follow from the Parquet schema alone; decoding the embedded
+        // Arrow schema as well would double the cost of opening a small segment.
+        let options = ArrowReaderOptions::new()
+            .with_skip_arrow_metadata(true)
+            .with_offset_index_policy(if page_index {
+                PageIndexPolicy::Optional
+            } else {
+                PageIndexPolicy::Skip
+            });
+        let metadata = ArrowReaderMetadata::load(&bytes, options)?;
+        let reader = SegmentReader { bytes, metadata };
+        let found = reader.metadata_value(FORMAT_VERSION_KEY);
+        if found.as_deref() != Some(SEGMENT_FORMAT_VERSION) {
+            return Err(SegmentError::Version { found });
+        }
+        Ok(reader)
+    }
+
+    /// Rows (events) in the segment.
+    pub fn num_rows(&self) -> usize {
+        self.metadata.metadata().file_metadata().num_rows().max(0) as usize
+    }
+
+    /// The footer's value for key-value metadata `key` (see [`encode_with_metadata`]).
+    pub fn metadata_value(&self, key: &str) -> Option<String> {
+        self.metadata
             .metadata()
             .file_metadata()
             .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == k))
+            .and_then(|kv| kv.iter().find(|e| e.key == key))
             .and_then(|e| e.value.clone())
-    };
-    let found = value_of(FORMAT_VERSION_KEY);
-    let wanted = value_of(key);
-    if found.as_deref() != Some(SEGMENT_FORMAT_VERSION) {
-        return Err(SegmentError::Version { found });
     }
-    let builder = match projection {
-        Projection::All => builder,
-        Projection::Core => {
-            let mask = ProjectionMask::roots(builder.parquet_schema(), 0..CORE_COLUMNS);
-            builder.with_projection(mask)
+
+    fn builder(&self) -> ParquetRecordBatchReaderBuilder<Bytes> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.metadata.clone(),
+        )
+        .with_batch_size(8192)
+    }
+
+    /// The row holding event `seq`, reading the `seq` column only.
+    pub fn row_of_seq(&self, seq: u64) -> Result<Option<usize>, SegmentError> {
+        let builder = self.builder();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
+        let mut row = 0;
+        for batch in builder.with_projection(mask).build()? {
+            let batch = batch?;
+            let seqs = column(&batch, "seq")?
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or(SegmentError::Schema { column: "seq" })?;
+            if let Some(i) = seqs.values().iter().position(|&s| s == seq) {
+                return Ok(Some(row + i));
+            }
+            row += batch.num_rows();
         }
-    };
-    let mut out = Vec::with_capacity(builder.metadata().file_metadata().num_rows() as usize);
-    for batch in builder.with_batch_size(8192).build()? {
-        from_batch(&batch?, &mut out)?;
+        Ok(None)
     }
-    Ok((out, wanted))
+
+    /// The events of `rows` (all of them with `None`), in stored order.
+    pub fn events(
+        &self,
+        projection: Projection,
+        rows: Option<Range<usize>>,
+    ) -> Result<Vec<StoredEvent>, SegmentError> {
+        let mut builder = self.builder();
+        if projection == Projection::Core {
+            let mask = ProjectionMask::roots(builder.parquet_schema(), 0..CORE_COLUMNS);
+            builder = builder.with_projection(mask);
+        }
+        let total = self.num_rows();
+        let want = rows.unwrap_or(0..total);
+        let (start, end) = (want.start.min(total), want.end.min(total));
+        if (start, end) != (0, total) {
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(start),
+                RowSelector::select(end.saturating_sub(start)),
+                RowSelector::skip(total - end.max(start)),
+            ]));
+        }
+        let mut out = Vec::with_capacity(end.saturating_sub(start));
+        for batch in builder.build()? {
+            from_batch(&batch?, &mut out)?;
+        }
+        Ok(out)
+    }
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef, SegmentError> {
@@ -590,15 +655,64 @@ mod tests {
             vec![("trailvault.test".into(), "v".into())],
         )
         .unwrap();
-        let (events, value) =
-            decode_with_metadata(Bytes::from(with), Projection::Core, "trailvault.test").unwrap();
+        let reader = SegmentReader::open(Bytes::from(with), true).unwrap();
+        let events = reader.events(Projection::Core, None).unwrap();
+        let value = reader.metadata_value("trailvault.test");
         assert_eq!(
             (events[0].message.as_str(), value.as_deref()),
             ("m", Some("v"))
         );
-        let (_, none) =
-            decode_with_metadata(Bytes::from(plain), Projection::Core, "trailvault.test").unwrap();
+        let none = SegmentReader::open(Bytes::from(plain), false)
+            .unwrap()
+            .metadata_value("trailvault.test");
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn row_ranges_and_seq_positions_match_a_whole_decode() {
+        // Several pages per column (2 MB of messages), in several streams so that row order
+        // is not seq order.
+        let n = 20_000u64;
+        let mut events: Vec<StoredEvent> = (0..n)
+            .map(|i| {
+                let stream = format!("s{}", i % 3);
+                event(
+                    i + 1,
+                    &stream,
+                    1_700_000_000_000 + i as i64,
+                    &format!("m{i}"),
+                )
+            })
+            .collect();
+        sort_for_segment(&mut events);
+        let bytes = Bytes::from(encode(&events).unwrap());
+        for page_index in [false, true] {
+            let reader = SegmentReader::open(bytes.clone(), page_index).unwrap();
+            assert_eq!(reader.num_rows(), events.len());
+            let edge = 13_001;
+            for range in [
+                0..1,
+                0..32,
+                1_000..1_032,
+                edge - 10..edge + 22,
+                n as usize - 7..n as usize,
+            ] {
+                let got = reader
+                    .events(Projection::Core, Some(range.clone()))
+                    .unwrap();
+                let want: Vec<&str> = events[range.clone()]
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect();
+                let got: Vec<&str> = got.iter().map(|e| e.message.as_str()).collect();
+                assert_eq!(got, want, "rows {range:?}, page index {page_index}");
+            }
+            for row in [0, 7, 10_000, edge, n as usize - 1] {
+                let seq = events[row].seq;
+                assert_eq!(reader.row_of_seq(seq).unwrap(), Some(row), "seq {seq}");
+            }
+            assert_eq!(reader.row_of_seq(n + 1).unwrap(), None);
+        }
     }
 
     #[test]

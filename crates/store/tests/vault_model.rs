@@ -257,12 +257,9 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
             assert_eq!(meta.event_count as usize, events.len());
             // ... and whose footer carries the subtree roots proofs start from.
             let bytes = vault.storage().get(&meta.key).await.unwrap();
-            let (_, footer) = trailvault_segment::decode_with_metadata(
-                bytes,
-                trailvault_segment::Projection::Core,
-                trailvault_integrity::leaf::SUBTREE_ROOTS_KEY,
-            )
-            .unwrap();
+            let footer = trailvault_segment::SegmentReader::open(bytes, false)
+                .unwrap()
+                .metadata_value(trailvault_integrity::leaf::SUBTREE_ROOTS_KEY);
             assert_eq!(
                 footer
                     .as_deref()
