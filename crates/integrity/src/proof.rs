@@ -195,10 +195,11 @@ async fn find_event(
             .as_deref()
             .and_then(parse_subtree_roots)
             .filter(|r| r.len() == total.div_ceil(SUBTREE_LEAVES));
-        let rows = subtree_roots
-            .is_some()
-            .then(|| subtree_rows(row, total))
-            .unwrap_or(0..total);
+        let rows = if subtree_roots.is_some() {
+            subtree_rows(row, total)
+        } else {
+            0..total
+        };
         let events = reader
             .events(Projection::Core, Some(rows.clone()))
             .map_err(corrupt_segment(&key))?;
