@@ -173,6 +173,7 @@ pub fn spawn_validator(
                 concurrency: 0,
                 progress: false,
                 pending_grace_ms: None,
+                hash_only: false,
             };
             match trailvault_integrity::validate::validate(
                 opts,

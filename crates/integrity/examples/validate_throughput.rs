@@ -17,6 +17,9 @@ use trailvault_integrity::{
 };
 use trailvault_model::StoredEvent;
 
+// As the `trailvault` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -96,7 +99,8 @@ async fn main() -> anyhow::Result<()> {
     let keys = PublicKeySet::load_dir(&data.join("keys"))?;
     let runs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     let mb = total_bytes as f64 / 1e6;
-    // Each contender `runs` times, interleaved, medians: validate on 1 and 2 workers, our
+    // Each contender `runs` times, interleaved, medians: validate (deep and --hash-only) on 1
+    // and 2 workers, our
     // byte hash alone, and openssl / sha256sum as one process and as two (half the files
     // each) for the same scaling comparison.
     let half = files.len() / 2;
@@ -106,11 +110,12 @@ async fn main() -> anyhow::Result<()> {
     ];
     let mut times: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for _ in 0..runs {
-        for concurrency in [1usize, 2] {
+        for (hash_only, concurrency) in [(false, 1usize), (false, 2), (true, 1), (true, 2)] {
             let t = Instant::now();
             let r = validate(
                 ValidateOptions {
                     concurrency,
+                    hash_only,
                     ..Default::default()
                 },
                 store.clone(),
@@ -118,8 +123,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             assert!(r.is_valid());
+            let mode = if hash_only { " --hash-only" } else { "" };
             times
-                .entry(format!("validate, {concurrency} worker(s)"))
+                .entry(format!("validate{mode}, {concurrency} worker(s)"))
                 .or_default()
                 .push(t.elapsed().as_secs_f64());
         }

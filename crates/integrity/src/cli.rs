@@ -78,6 +78,10 @@ pub struct ValidateArgs {
     /// Segments read and hashed at once (default: twice the cores).
     #[arg(long, default_value_t = 0)]
     pub concurrency: usize,
+    /// Check segments' bytes against their signed SHA-256 only, without decoding them to
+    /// recompute their Merkle roots (faster; any change to the bytes is still caught).
+    #[arg(long)]
+    pub hash_only: bool,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -113,6 +117,7 @@ pub fn run_validate_cli(args: ValidateArgs) -> anyhow::Result<i32> {
         concurrency: args.concurrency,
         progress: true,
         pending_grace_ms: None,
+        hash_only: args.hash_only,
     };
     let report = runtime()?.block_on(validate(opts, store, &keys))?;
     print!("{}", report.render(args.verbose));

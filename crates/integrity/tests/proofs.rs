@@ -250,6 +250,7 @@ async fn validate_cli_exit_status() {
         verbose: true,
         checkpoint,
         concurrency: 0,
+        hash_only: false,
     };
     let cp = v.data.join("../exported.checkpoint");
     std::fs::copy(v.data.join(checkpoint_key(4)), &cp).unwrap();

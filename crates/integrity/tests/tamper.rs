@@ -167,12 +167,25 @@ fn file(dir: &Path, key: &str) -> PathBuf {
     dir.join("data").join(key)
 }
 
+/// Validate `dir`, deeply (Merkle roots recomputed) and by hashes only: every tampering
+/// changes bytes a signed digest hashes, so both must find exactly the same failures.
 async fn run(dir: &Path, chain: &Chain, checkpoint: Option<Checkpoint>) -> ValidationReport {
     let opts = ValidateOptions {
         checkpoint,
         ..Default::default()
     };
-    validate(opts, local(dir), &chain.keys).await.unwrap()
+    let hash_only = ValidateOptions {
+        hash_only: true,
+        ..opts.clone()
+    };
+    let deep = validate(opts, local(dir), &chain.keys).await.unwrap();
+    let quick = validate(hash_only, local(dir), &chain.keys).await.unwrap();
+    assert_eq!(
+        all_failures(&quick),
+        all_failures(&deep),
+        "--hash-only found other failures"
+    );
+    deep
 }
 
 /// Failures of digests and segments (the digest-tree findings are checked apart).
