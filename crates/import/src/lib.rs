@@ -3,8 +3,9 @@
 //!
 //! Pipeline: list the source ([`source`]) → skip files the ledger marks complete → on a pool of
 //! `--jobs` threads, fetch, decompress ([`decode`]), detect and parse ([`prepare`]) each file →
-//! write its events and quarantined records in file order, in batches ([`sink`]) → record the
-//! file in the ledger. Placement of records in groups and streams is in [`placement`].
+//! write its events and quarantined records in file order and record the file in the ledger
+//! ([`sink`]: embedded, sealed straight into segments together with the ledger entries).
+//! Placement of records in groups and streams is in [`placement`].
 //!
 //! Invariants:
 //! - Nothing is silently dropped: for every file imported, records read = records stored +
@@ -15,10 +16,14 @@
 //! - A file is never guessed: one whose format neither its key nor its first line names is
 //!   reported (and makes the exit code non-zero unless `--skip-unknown`).
 //! - Idempotent and resumable: one stream per source file, records appended in file order in
-//!   atomic batches, so a stream's event count is the number of the file's leading records
+//!   atomic pieces, so a stream's event count is the number of the file's leading records
 //!   already stored; importing the same tree again stores nothing new.
+//! - A file is in the ledger only after its events are durable and committed (embedded: its
+//!   segments synced and the catalog transaction that also holds its ledger entry committed).
 //! - Memory is bounded per file by `--max-decompressed-bytes`, and the number of files in
-//!   flight by `2 × --jobs` being parsed or queued plus [`WRITERS_MAX`] being written.
+//!   flight by `2 × --jobs` being parsed or queued plus [`WRITERS_MAX`] being written, plus,
+//!   embedded, the files staged for the next seal (about the vault's `seal_bytes` of
+//!   records).
 
 pub mod decode;
 pub mod generate;
@@ -44,7 +49,7 @@ use trailvault_store::{now_ms, StoreError, Vault, VaultConfig};
 
 use crate::placement::QUARANTINE_GROUP;
 use crate::prepare::{prepare, FileWork, PrepareOptions, Prepared};
-use crate::sink::{LedgerEntry, Sink};
+use crate::sink::{LedgerEntry, Sink, StreamPart};
 use crate::source::{S3Options, Source, SourceFile};
 pub use crate::summary::Summary;
 
@@ -52,8 +57,6 @@ pub use crate::summary::Summary;
 pub const DECOMPRESSED_BYTES_MAX_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
 /// Files written concurrently.
 const WRITERS_MAX: usize = 16;
-/// Completed files recorded in the ledger per write.
-const LEDGER_FLUSH_ENTRIES: usize = 256;
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse::<Format>().map_err(|e| e.to_string())
@@ -205,7 +208,6 @@ async fn open_sink(
 struct Run {
     sink: Arc<Sink>,
     summary: Mutex<Summary>,
-    ledger: Mutex<Vec<LedgerEntry>>,
     bar: ProgressBar,
     dry_run: bool,
 }
@@ -215,18 +217,12 @@ impl Run {
         self.summary.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn flush_ledger(&self, all: bool) -> anyhow::Result<()> {
+    /// Records every file written so far in the ledger.
+    async fn flush(&self) -> anyhow::Result<()> {
         if self.dry_run {
             return Ok(());
         }
-        let batch = {
-            let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-            if l.is_empty() || (!all && l.len() < LEDGER_FLUSH_ENTRIES) {
-                return Ok(());
-            }
-            std::mem::take(&mut *l)
-        };
-        self.sink.append_ledger(&batch).await
+        self.sink.flush().await
     }
 
     fn progress(&self, bytes: u64) {
@@ -293,7 +289,6 @@ async fn run_pipeline(
     let run = Arc::new(Run {
         sink: sink.clone(),
         summary: Mutex::new(summary),
-        ledger: Mutex::new(Vec::new()),
         bar,
         dry_run: args.dry_run,
     });
@@ -339,8 +334,8 @@ async fn run_pipeline(
             .await
             .map(|item| (Ok::<_, anyhow::Error>(item), rx))
     });
-    // Files are written concurrently (each file's batches in order), so the vault's group
-    // commit can fold many batches into one sync.
+    // Files are written concurrently (each file's batches in order), so one seal (embedded)
+    // or one server group commit (API) takes many files at once.
     let written = incoming
         .try_for_each_concurrent(WRITERS_MAX, |(file, prepared)| {
             let run = run.clone();
@@ -351,7 +346,7 @@ async fn run_pipeline(
         stop.store(true, Ordering::Relaxed);
     }
     // Record what did complete even when the run failed, so the next run skips it.
-    let flushed = run.flush_ledger(true).await;
+    let flushed = run.flush().await;
     producer.await.context("the parsing threads failed")?;
     written?;
     flushed?;
@@ -377,19 +372,22 @@ async fn handle(run: &Run, file: SourceFile, prepared: Prepared) -> anyhow::Resu
     Ok(())
 }
 
-/// Appends the part of `events` not yet in `group`/`stream`; returns (already there, new).
+/// The part of `events` not yet in `group`/`stream`, with how many were there already.
 /// `None` when the stream holds more events than the file has: it belongs to another file.
-async fn append_rest(
+async fn rest_of(
     run: &Run,
     group: &str,
     stream: &str,
     mut events: Vec<trailvault_store::InputEvent>,
-) -> anyhow::Result<Option<(u64, u64)>> {
-    if events.is_empty() {
-        return Ok(Some((0, 0)));
-    }
-    if run.dry_run {
-        return Ok(Some((0, events.len() as u64)));
+) -> anyhow::Result<Option<StreamPart>> {
+    let part = |stored_before, events| StreamPart {
+        group: group.to_owned(),
+        stream: stream.to_owned(),
+        stored_before,
+        events,
+    };
+    if events.is_empty() || run.dry_run {
+        return Ok(Some(part(0, events)));
     }
     let sink = &run.sink;
     sink.ensure_group(group).await?;
@@ -398,9 +396,7 @@ async fn append_rest(
         return Ok(None);
     }
     let rest = events.split_off(before as usize);
-    let new = rest.len() as u64;
-    sink.append(group, stream, rest, before).await?;
-    Ok(Some((before, new)))
+    Ok(Some(part(before, rest)))
 }
 
 async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
@@ -419,16 +415,14 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
         file_quarantined,
     } = w;
     let (n_events, n_quarantine) = (events.len() as u64, quarantine.len() as u64);
-    let Some((present_e, stored)) = append_rest(run, &group, &stream, events).await? else {
+    let Some(events) = rest_of(run, &group, &stream, events).await? else {
         run.summary().conflicts.push((
             file.key,
             format!("log stream {stream} in {group} holds more events than this file has records; it was filled from another file"),
         ));
         return Ok(());
     };
-    let Some((present_q, quarantined)) =
-        append_rest(run, QUARANTINE_GROUP, &stream, quarantine).await?
-    else {
+    let Some(quarantine) = rest_of(run, QUARANTINE_GROUP, &stream, quarantine).await? else {
         run.summary().conflicts.push((
             file.key,
             format!("log stream {stream} in {QUARANTINE_GROUP} holds more events than this file has quarantined records"),
@@ -445,11 +439,14 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
             None => {
                 *s.files_by_format.entry(format.id()).or_default() += 1;
                 s.records_read += records_read;
-                s.records_stored += stored;
-                s.records_quarantined += quarantined;
-                s.records_already_present += present_e + present_q;
+                s.records_stored += events.events.len() as u64;
+                s.records_quarantined += quarantine.events.len() as u64;
+                s.records_already_present += events.stored_before + quarantine.stored_before;
             }
         }
+    }
+    if run.dry_run {
+        return Ok(());
     }
     let entry = LedgerEntry {
         key: file.key,
@@ -467,11 +464,7 @@ async fn write_file(run: &Run, w: FileWork) -> anyhow::Result<()> {
         file_quarantined,
         imported_ms: now_ms(),
     };
-    run.ledger
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(entry);
-    run.flush_ledger(false).await
+    run.sink.write_file(vec![events, quarantine], entry).await
 }
 
 /// Counts of one run per log group, for tests and callers that check an import.

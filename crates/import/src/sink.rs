@@ -1,11 +1,19 @@
 //! Where imported events are written: straight into a vault's data directory (embedded) or
 //! through a running vault's CloudWatch Logs API.
 //!
-//! Both offer the same four operations: make a group exist, open a stream and learn how many
-//! events it already holds, append one batch (atomically), and read or extend the import
-//! ledger. Resuming relies on two facts: a file's records are appended in file order, and a
-//! batch is stored whole or not at all. So the stream's event count is exactly the number of
-//! the file's leading records already stored.
+//! Both offer the same operations: make a group exist, open a stream and learn how many
+//! events it already holds, write one file's events and record the file in the import ledger
+//! ([`Sink::write_file`]), and read the ledger. Resuming relies on two facts: a file's
+//! records are stored in file order, in pieces stored whole or not at all, and a file enters
+//! the ledger only once all of them are stored. So the stream's event count is exactly the
+//! number of the file's leading records already stored.
+//!
+//! - Embedded, files are staged in memory and sealed straight into segments
+//!   ([`Vault::seal_imported`]) a few tens of MB at a time, together with their ledger
+//!   entries: one catalog transaction makes a set of files' events and their entries visible
+//!   and durable at once, after every segment file was synced. No WAL, no tail.
+//! - Through the API, a file's events go out in PutLogEvents batches, each acknowledged
+//!   durable by the server, and the ledger entries follow in batches of their own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -16,7 +24,7 @@ use serde_json::{json, Value};
 use trailvault_client::{ClientError, LogsClient, RetryPolicy};
 use trailvault_model::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, EVENT_OVERHEAD_BYTES};
 use trailvault_store::{
-    now_ms, InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault,
+    now_ms, ImportedStream, InputEvent, LogGroupMeta, StoreError, StreamFilter, Vault,
 };
 
 use crate::placement::{LEDGER_GROUP, LEDGER_STREAM};
@@ -26,6 +34,8 @@ use crate::placement::{LEDGER_GROUP, LEDGER_STREAM};
 const REQUEST_BYTES_TARGET: usize = 6 * 1024 * 1024;
 /// Attempts per batch through the API before the import stops.
 const PUT_ATTEMPTS_MAX: u32 = 6;
+/// Completed files recorded in the ledger per write, through the API.
+const LEDGER_FLUSH_ENTRIES: usize = 256;
 
 // One sink exists per run, so the size of the larger variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -36,6 +46,10 @@ pub enum Sink {
         /// Per group, the event count of every stream, taken the first time the import
         /// touches the group and kept current by this process (which holds the vault's lock).
         streams: tokio::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
+        /// Files written but not yet sealed (see [`Sink::write_file`]).
+        staged: Mutex<Staged>,
+        /// Held while staged files are sealed: one seal at a time, in staging order.
+        sealing: tokio::sync::Mutex<()>,
     },
     Api {
         client: LogsClient,
@@ -44,7 +58,27 @@ pub enum Sink {
         /// recounting the stream.
         put_client: LogsClient,
         groups: Mutex<HashSet<String>>,
+        /// Entries of files whose events are stored, waiting for the next ledger write.
+        ledger: Mutex<Vec<LedgerEntry>>,
     },
+}
+
+/// Files whose events wait, in memory, to be sealed together with their ledger entries.
+#[derive(Default)]
+pub struct Staged {
+    streams: Vec<ImportedStream>,
+    ledger: Vec<LedgerEntry>,
+    message_bytes: usize,
+}
+
+/// The part of one file's records bound for one stream, not yet stored there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamPart {
+    pub group: String,
+    pub stream: String,
+    /// Events the stream held before (from [`Sink::open_stream`]).
+    pub stored_before: u64,
+    pub events: Vec<InputEvent>,
 }
 
 /// One completed file, as the ledger records it.
@@ -108,6 +142,8 @@ impl Sink {
             vault,
             groups: Mutex::new(HashSet::new()),
             streams: tokio::sync::Mutex::new(HashMap::new()),
+            staged: Mutex::new(Staged::default()),
+            sealing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -120,6 +156,7 @@ impl Sink {
             client,
             put_client,
             groups: Mutex::new(HashSet::new()),
+            ledger: Mutex::new(Vec::new()),
         }
     }
 
@@ -243,75 +280,167 @@ impl Sink {
         }
     }
 
-    /// Appends `events` to an open stream, in batches, in order. `stored_before` is the stream's
-    /// count before (from [`Sink::open_stream`]); used to recount after an uncertain API failure.
+    /// Stores one file's parts (its events, its quarantined records) and records the file in
+    /// the ledger, never before all of them are durable.
     ///
-    /// Embedded, the batches are written to the WAL without waiting for a sync: they become
-    /// durable with the next synced write, at the latest the ledger entry of their file
-    /// ([`Sink::append_ledger`]). A crash before it loses a suffix of the WAL, never a hole,
-    /// so each file's stream still holds a prefix of its records and resuming stays exact.
-    pub async fn append(
+    /// Embedded, the file is staged; once the staged files' messages reach the vault's
+    /// `seal_bytes`, they are sealed, with their ledger entries, in one
+    /// [`Vault::seal_imported`] (this call then waits for it). [`Sink::flush`] seals the rest.
+    /// Through the API, the parts are put now, batch by batch, and the entry waits for the
+    /// next ledger write.
+    pub async fn write_file(
         &self,
-        group: &str,
-        stream: &str,
-        events: Vec<InputEvent>,
-        stored_before: u64,
+        parts: Vec<StreamPart>,
+        entry: LedgerEntry,
     ) -> anyhow::Result<()> {
-        self.append_with(group, stream, events, stored_before, false)
-            .await
+        match self {
+            Sink::Embedded {
+                vault,
+                streams,
+                staged,
+                ..
+            } => {
+                {
+                    let mut all = streams.lock().await;
+                    for p in &parts {
+                        if let Some(n) = all.get_mut(&p.group).and_then(|g| g.get_mut(&p.stream)) {
+                            *n += p.events.len() as u64;
+                        }
+                    }
+                }
+                let full = {
+                    let mut st = staged.lock().unwrap_or_else(|p| p.into_inner());
+                    for p in parts {
+                        st.message_bytes += p.events.iter().map(|e| e.message.len()).sum::<usize>();
+                        st.streams.push(ImportedStream {
+                            group: p.group,
+                            stream: p.stream,
+                            events: p.events,
+                        });
+                    }
+                    st.ledger.push(entry);
+                    st.message_bytes >= vault.config().seal_bytes
+                };
+                if full {
+                    self.seal_staged(false).await?;
+                }
+            }
+            Sink::Api { ledger, .. } => {
+                for p in parts {
+                    self.append_api(&p.group, &p.stream, p.events, p.stored_before)
+                        .await?;
+                }
+                let full = {
+                    let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                    l.push(entry);
+                    l.len() >= LEDGER_FLUSH_ENTRIES
+                };
+                if full {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
     }
 
-    async fn append_with(
+    /// Records every file written so far: seals the staged files (embedded) or writes the
+    /// waiting ledger entries (API).
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        match self {
+            Sink::Embedded { .. } => self.seal_staged(true).await,
+            Sink::Api { ledger, .. } => {
+                let batch = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+                self.append_ledger(&batch).await
+            }
+        }
+    }
+
+    /// Seals the staged files and their ledger entries in one commit; unless `all`, only when
+    /// they are still over the threshold once this call's turn comes (another call may have
+    /// sealed them meanwhile).
+    async fn seal_staged(&self, all: bool) -> anyhow::Result<()> {
+        let Sink::Embedded {
+            vault,
+            staged,
+            sealing,
+            ..
+        } = self
+        else {
+            bail!("seal_staged on an api sink");
+        };
+        let _turn = sealing.lock().await;
+        let Staged {
+            mut streams,
+            ledger,
+            message_bytes,
+        } = {
+            let mut st = staged.lock().unwrap_or_else(|p| p.into_inner());
+            if st.ledger.is_empty() || (!all && st.message_bytes < vault.config().seal_bytes) {
+                return Ok(());
+            }
+            std::mem::take(&mut *st)
+        };
+        self.ensure_group(LEDGER_GROUP).await?;
+        self.open_stream(LEDGER_GROUP, LEDGER_STREAM).await?;
+        let now = now_ms();
+        let events = ledger
+            .iter()
+            .map(|e| {
+                Ok(InputEvent {
+                    timestamp_ms: now,
+                    message: serde_json::to_string(e)?,
+                    normalized: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let entries = events.len() as u64;
+        streams.push(ImportedStream {
+            group: LEDGER_GROUP.to_owned(),
+            stream: LEDGER_STREAM.to_owned(),
+            events,
+        });
+        vault.seal_imported(streams).await.with_context(|| {
+            format!(
+                "sealing {} imported files ({message_bytes} bytes of records)",
+                ledger.len()
+            )
+        })?;
+        if let Sink::Embedded { streams, .. } = self {
+            let mut all = streams.lock().await;
+            if let Some(n) = all
+                .get_mut(LEDGER_GROUP)
+                .and_then(|g| g.get_mut(LEDGER_STREAM))
+            {
+                *n += entries;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `events` to an open stream through the API, in batches, in order.
+    /// `stored_before` is the stream's count before (from [`Sink::open_stream`]); used to
+    /// recount after an uncertain failure.
+    async fn append_api(
         &self,
         group: &str,
         stream: &str,
         events: Vec<InputEvent>,
         stored_before: u64,
-        sync: bool,
     ) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let appended = events.len() as u64;
-        match self {
-            Sink::Embedded { vault, streams, .. } => {
-                let sizes: Vec<_> = events.iter().map(|e| (e.message.len(), 0)).collect();
-                let ranges = batch_ranges(&sizes);
-                let mut events = events;
-                // Cut from the back so each batch is moved out without copying.
-                let mut batches = Vec::with_capacity(ranges.len());
-                for r in ranges.iter().rev() {
-                    batches.push(events.split_off(r.start));
-                }
-                let opts = |now| match sync {
-                    true => PutOptions::import(now),
-                    false => PutOptions::import(now).with_deferred_sync(),
-                };
-                for batch in batches.into_iter().rev() {
-                    vault
-                        .put_log_events(group, stream, batch, opts(now_ms()))
-                        .await
-                        .with_context(|| format!("writing to {group}/{stream}"))?;
-                }
-                let mut all = streams.lock().await;
-                if let Some(n) = all.get_mut(group).and_then(|g| g.get_mut(stream)) {
-                    *n += appended;
-                }
-            }
-            Sink::Api { .. } => {
-                let bodies: Vec<Value> = events.iter().map(event_json).collect();
-                let sizes: Vec<_> = events
-                    .iter()
-                    .zip(&bodies)
-                    .map(|(e, v)| (e.message.len(), v.to_string().len() + 1))
-                    .collect();
-                let ranges = batch_ranges(&sizes);
-                let mut stored = stored_before;
-                for r in ranges {
-                    self.put_api(group, stream, &bodies[r.clone()], &mut stored)
-                        .await?;
-                }
-            }
+        let bodies: Vec<Value> = events.iter().map(event_json).collect();
+        let sizes: Vec<_> = events
+            .iter()
+            .zip(&bodies)
+            .map(|(e, v)| (e.message.len(), v.to_string().len() + 1))
+            .collect();
+        let ranges = batch_ranges(&sizes);
+        let mut stored = stored_before;
+        for r in ranges {
+            self.put_api(group, stream, &bodies[r.clone()], &mut stored)
+                .await?;
         }
         Ok(())
     }
@@ -430,9 +559,9 @@ impl Sink {
         Ok(ledger)
     }
 
-    /// Appends entries to the ledger after the files' events were appended; the ledger write
-    /// is synced, which makes those events durable before (or with) their entries.
-    pub async fn append_ledger(&self, entries: &[LedgerEntry]) -> anyhow::Result<()> {
+    /// Appends entries to the ledger through the API, after the files' events were stored
+    /// (each PutLogEvents acknowledgement means durable).
+    async fn append_ledger(&self, entries: &[LedgerEntry]) -> anyhow::Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -449,17 +578,16 @@ impl Sink {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        self.append_with(LEDGER_GROUP, LEDGER_STREAM, events, before, true)
+        self.append_api(LEDGER_GROUP, LEDGER_STREAM, events, before)
             .await
     }
 
-    /// Seals the embedded vault's tail into segments; the API mode leaves that to the server.
+    /// Ends a run: records every file written ([`Sink::flush`]); embedded, also seals what
+    /// the vault's tail may hold (a run of an older version that stopped half-way).
     pub async fn finish(&self) -> anyhow::Result<()> {
+        self.flush().await?;
         if let Sink::Embedded { vault, .. } = self {
-            vault
-                .seal_now()
-                .await
-                .context("sealing the imported events")?;
+            vault.seal_now().await.context("sealing the vault's tail")?;
         }
         Ok(())
     }

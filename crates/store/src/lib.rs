@@ -20,6 +20,6 @@ pub use catalog::{
 pub use error::{Result, StoreError};
 pub use storage::Storage;
 pub use vault::{
-    now_ms, InputEvent, PutOptions, PutOutcome, RejectedInfo, SealReport, StreamFilter, Vault,
-    VaultConfig,
+    now_ms, ImportedStream, InputEvent, PutOptions, PutOutcome, RejectedInfo, SealReport,
+    StreamFilter, Vault, VaultConfig,
 };

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -112,6 +113,14 @@ impl PutOptions {
     }
 }
 
+/// One stream's events for [`Vault::seal_imported`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedStream {
+    pub group: String,
+    pub stream: String,
+    pub events: Vec<InputEvent>,
+}
+
 /// Indices of skipped events, as CloudWatch reports them in `rejectedLogEventsInfo`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RejectedInfo {
@@ -190,12 +199,24 @@ enum WriterMsg {
     Freeze {
         reply: oneshot::Sender<Result<Option<Arc<Memtable>>>>,
     },
+    /// Reserve `events` sequence numbers for [`Vault::seal_imported`], only while the tail
+    /// (active and frozen) is empty; answers the first reserved number, or `None` when the
+    /// tail holds events (which must be sealed first: sealed segments hold only seqs below
+    /// every tail seq).
+    Reserve {
+        events: u64,
+        reply: oneshot::Sender<Result<Option<u64>>>,
+    },
 }
 
 /// Queue depth in front of the WAL writer: bounds memory; senders wait when it is full.
 const WRITER_QUEUE_MAX: usize = 4096;
 /// Most batches folded into one group commit.
 const GROUP_COMMIT_BATCHES_MAX: usize = 2048;
+/// Times [`Vault::seal_imported`] seals the tail to get it empty before giving up.
+const SEAL_IMPORTED_ATTEMPTS_MAX: usize = 3;
+/// Segment files of one seal written (and fsync'd) at once.
+const SEGMENT_PUTS_CONCURRENT: usize = 4;
 
 struct Inner {
     cfg: VaultConfig,
@@ -762,6 +783,11 @@ impl Vault {
     /// Seal the whole unsealed tail into segments now.
     pub async fn seal_now(&self) -> Result<SealReport> {
         let _guard = self.inner.seal_lock.lock().await;
+        self.seal_tail().await
+    }
+
+    /// Seal the whole unsealed tail; the caller holds `seal_lock`.
+    async fn seal_tail(&self) -> Result<SealReport> {
         let (reply, rx) = oneshot::channel();
         self.send(WriterMsg::Freeze { reply }).await?;
         let Some(frozen) = rx
@@ -795,17 +821,7 @@ impl Vault {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
-        let keys: Vec<String> = encoded.iter().map(|(m, _, _)| m.key.clone()).collect();
-        let intent = self.inner.catalog.begin_seal(&keys)?;
-        for (meta, bytes, _) in &encoded {
-            self.inner.storage.put_new(&meta.key, bytes.clone()).await?;
-        }
-        let mut filters = Vec::new();
-        let mut metas: Vec<SegmentMeta> = Vec::with_capacity(encoded.len());
-        for (m, _, f) in encoded {
-            metas.push(m);
-            filters.extend(f);
-        }
+        let (intent, mut metas, filters) = self.put_segments(encoded).await?;
 
         // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
         {
@@ -849,10 +865,53 @@ impl Vault {
             }
             st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
         }
+        self.after_seal_commit(metas, &filters, watermark)
+    }
+
+    /// Write encoded segments, create-only and each durable (fsync'd) before this returns,
+    /// under a seal intent naming all of them: recovery moves the files of an intent that
+    /// never committed to `orphans/`. Returns the intent, the catalog rows (seal time still
+    /// unset) and the lookup filters.
+    async fn put_segments(
+        &self,
+        encoded: Vec<Encoded>,
+    ) -> Result<(i64, Vec<SegmentMeta>, Vec<SegmentLookupFilter>)> {
+        let keys: Vec<String> = encoded.iter().map(|(m, _, _)| m.key.clone()).collect();
+        let intent = self.inner.catalog.begin_seal(&keys)?;
+        // Several at once: each put ends in fsyncs, which overlap well.
+        let puts: Vec<_> = encoded
+            .iter()
+            .map(|(meta, bytes, _)| {
+                let (storage, key, bytes) =
+                    (self.inner.storage.clone(), meta.key.clone(), bytes.clone());
+                async move { storage.put_new(&key, bytes).await }
+            })
+            .collect();
+        futures::stream::iter(puts)
+            .buffer_unordered(SEGMENT_PUTS_CONCURRENT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut filters = Vec::new();
+        let mut metas: Vec<SegmentMeta> = Vec::with_capacity(encoded.len());
+        for (m, _, f) in encoded {
+            metas.push(m);
+            filters.extend(f);
+        }
+        Ok((intent, metas, filters))
+    }
+
+    /// What follows a seal's catalog commit: drop the WAL files it covered, store the lookup
+    /// filters, report.
+    fn after_seal_commit(
+        &self,
+        metas: Vec<SegmentMeta>,
+        filters: &[SegmentLookupFilter],
+        watermark: u64,
+    ) -> Result<SealReport> {
         wal::remove_sealed(&self.inner.cfg.data_dir.join("wal"), watermark)?;
         // Derived data after the commit: a failure costs lookups speed, never events (a
         // segment without filters is opened; `rebuild_lookup_filters` fills them in).
-        if let Err(e) = self.inner.catalog.put_lookup_filters(&filters) {
+        if let Err(e) = self.inner.catalog.put_lookup_filters(filters) {
             tracing::warn!(error = %e, "lookup filters of the sealed segments were not stored");
         }
         let report = SealReport {
@@ -867,6 +926,164 @@ impl Vault {
             "sealed"
         );
         Ok(report)
+    }
+
+    /// Bulk import straight into sealed segments, bypassing the WAL and the tail: numbers
+    /// the events (each stream's in time order, as an import put sorts a batch), encodes one
+    /// segment per (group, hour of event time) exactly as the sealer does, writes and syncs
+    /// every file, then commits the segments, the streams' statistics and the watermark in
+    /// one catalog transaction. Nothing of the call is visible, to readers or after a crash,
+    /// before that commit; after it, all of it is. Returns what was sealed.
+    ///
+    /// Sequence numbers come from the WAL writer, like every other write's, and only while
+    /// the tail is empty (a non-empty tail is sealed first), so sealed segments keep holding
+    /// only seqs below every tail seq and the watermark can advance past the new segments.
+    pub async fn seal_imported(&self, streams: Vec<ImportedStream>) -> Result<SealReport> {
+        let mut streams: Vec<ImportedStream> = streams
+            .into_iter()
+            .filter(|s| !s.events.is_empty())
+            .collect();
+        if streams.is_empty() {
+            return Ok(SealReport::default());
+        }
+        {
+            let st = self.read_state();
+            if let Some(why) = &st.writer_failed {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
+            for s in &streams {
+                let g = st.groups.get(&s.group).ok_or_else(group_not_found)?;
+                if !g.streams.contains_key(&s.stream) {
+                    return Err(stream_not_found());
+                }
+            }
+        }
+        let count: u64 = streams.iter().map(|s| s.events.len() as u64).sum();
+        let _guard = self.inner.seal_lock.lock().await;
+        let mut first_seq = None;
+        for _ in 0..SEAL_IMPORTED_ATTEMPTS_MAX {
+            let (reply, rx) = oneshot::channel();
+            self.send(WriterMsg::Reserve {
+                events: count,
+                reply,
+            })
+            .await?;
+            first_seq = rx
+                .await
+                .map_err(|_| StoreError::Unavailable("the wal writer stopped".into()))??;
+            if first_seq.is_some() {
+                break;
+            }
+            self.seal_tail().await?;
+        }
+        let Some(first_seq) = first_seq else {
+            return Err(StoreError::Unavailable(
+                "the tail kept receiving events; an import cannot seal beside it".into(),
+            ));
+        };
+        let watermark = first_seq + count - 1;
+        let ingestion_time_ms = now_ms();
+
+        // Number and encode off the async workers, one segment per (group, hour), in parallel.
+        let (events, encoded) = tokio::task::spawn_blocking(
+            move || -> Result<(Vec<Vec<StoredEvent>>, Vec<Encoded>)> {
+                let mut seq = first_seq;
+                let events: Vec<Vec<StoredEvent>> = streams
+                    .iter_mut()
+                    .map(|s| {
+                        let mut input = std::mem::take(&mut s.events);
+                        input.sort_by_key(|e| e.timestamp_ms);
+                        input
+                            .into_iter()
+                            .map(|e| {
+                                seq += 1;
+                                StoredEvent {
+                                    seq: seq - 1,
+                                    group: s.group.clone(),
+                                    stream: s.stream.clone(),
+                                    timestamp_ms: e.timestamp_ms,
+                                    ingestion_time_ms,
+                                    message: e.message,
+                                    normalized: e.normalized,
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut parts: BTreeMap<(&str, i64), Vec<&StoredEvent>> = BTreeMap::new();
+                for e in events.iter().flatten() {
+                    parts
+                        .entry((e.group.as_str(), layout::hour_of(e.timestamp_ms)))
+                        .or_default()
+                        .push(e);
+                }
+                let encoded = parts
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .map(|((group, _), events)| encode_segment(group, events))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((events, encoded))
+            },
+        )
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+
+        let (intent, mut metas, filters) = self.put_segments(encoded).await?;
+        // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
+        {
+            let mut st = self.write_state();
+            let mut sealed_now: Vec<StreamMeta> = Vec::with_capacity(events.len());
+            let mut all_now: Vec<StreamMeta> = Vec::with_capacity(events.len());
+            for stream_events in &events {
+                let first = &stream_events[0];
+                let g = st.groups.get(&first.group).ok_or_else(group_not_found)?;
+                let fresh = || StreamMeta {
+                    group: first.group.clone(),
+                    name: first.stream.clone(),
+                    created_ms: ingestion_time_ms,
+                    ..StreamMeta::default()
+                };
+                // A stream may come twice in one call: build on what this call already added.
+                let find = |metas: &[StreamMeta], base: Option<&StreamMeta>| {
+                    metas
+                        .iter()
+                        .rev()
+                        .find(|m| m.group == first.group && m.name == first.stream)
+                        .or(base)
+                        .cloned()
+                        .unwrap_or_else(fresh)
+                };
+                let mut sealed = find(&sealed_now, g.sealed_streams.get(&first.stream));
+                let mut all = find(&all_now, g.streams.get(&first.stream));
+                add_events_to_stats(&mut sealed, stream_events.iter());
+                add_events_to_stats(&mut all, stream_events.iter());
+                sealed_now.push(sealed);
+                all_now.push(all);
+            }
+            // The seal time is taken under the lock readers of the segment list hold (see
+            // `seal_tail`).
+            let sealed_at_ms = now_ms();
+            for m in &mut metas {
+                m.sealed_at_ms = sealed_at_ms;
+            }
+            self.inner
+                .catalog
+                .commit_seal(intent, &metas, &sealed_now, watermark)?;
+            for (sealed, all) in sealed_now.into_iter().zip(all_now) {
+                if let Some(g) = st.groups.get_mut(&sealed.group) {
+                    g.sealed_streams.insert(sealed.name.clone(), sealed);
+                    g.streams.insert(all.name.clone(), all);
+                }
+            }
+            for m in &metas {
+                if let Some(g) = st.groups.get_mut(&m.group) {
+                    g.segments.push(Arc::new(m.clone()));
+                }
+            }
+        }
+        drop(events);
+        self.after_seal_commit(metas, &filters, watermark)
     }
 
     /// Compute and store the lookup filters of every sealed segment that has none (a vault
@@ -1163,6 +1380,21 @@ fn writer_loop(
                 WriterMsg::Freeze { reply } => {
                     commit(&inner, &mut wal, &mut pending, std::mem::take(&mut sync));
                     let _ = reply.send(freeze(&inner, &mut wal, next_seq));
+                }
+                WriterMsg::Reserve { events, reply } => {
+                    commit(&inner, &mut wal, &mut pending, std::mem::take(&mut sync));
+                    let st = inner.state.read().unwrap_or_else(|p| p.into_inner());
+                    let answer = if let Some(why) = &st.writer_failed {
+                        Err(StoreError::Unavailable(why.clone()))
+                    } else if st.active.is_empty() && st.frozen.is_empty() {
+                        let first = next_seq;
+                        next_seq += events;
+                        Ok(Some(first))
+                    } else {
+                        Ok(None)
+                    };
+                    drop(st);
+                    let _ = reply.send(answer);
                 }
             }
         }
