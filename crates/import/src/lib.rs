@@ -55,6 +55,8 @@ pub use crate::summary::Summary;
 
 /// Default cap on one file's decompressed size: 2 GiB.
 pub const DECOMPRESSED_BYTES_MAX_DEFAULT: u64 = 2 * 1024 * 1024 * 1024;
+/// Default record bytes staged per seal of an embedded import: 64 MiB.
+pub const SEAL_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 /// Files written concurrently.
 const WRITERS_MAX: usize = 16;
 
@@ -103,6 +105,11 @@ pub struct ImportArgs {
     /// A file whose decompressed size exceeds this many bytes is quarantined, not read.
     #[arg(long, value_name = "BYTES", default_value_t = DECOMPRESSED_BYTES_MAX_DEFAULT)]
     pub max_decompressed_bytes: u64,
+    /// Embedded: seal the staged files into segments once their records reach this many
+    /// bytes. Bounds the import's memory (a few times this); smaller makes more, smaller
+    /// segments.
+    #[arg(long, value_name = "BYTES", default_value_t = SEAL_BYTES_DEFAULT)]
+    pub seal_bytes: usize,
     /// Do not fail (exit code 1) because some files could not be identified.
     #[arg(long)]
     pub skip_unknown: bool,
@@ -131,6 +138,7 @@ impl ImportArgs {
             s3_profile: None,
             jobs: None,
             max_decompressed_bytes: DECOMPRESSED_BYTES_MAX_DEFAULT,
+            seal_bytes: SEAL_BYTES_DEFAULT,
             skip_unknown: false,
             no_progress: true,
             dry_run: false,
@@ -159,13 +167,9 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
             profile: args.s3_profile.clone(),
         },
     )?);
-    let (sink, target, sealer) = open_sink(args).await?;
+    let (sink, target) = open_sink(args).await?;
     let sink = Arc::new(sink);
-    let result = run_pipeline(args, &source, &sink, target, started, import_start_ms).await;
-    if let Some(s) = sealer {
-        s.abort();
-    }
-    let mut summary = result?;
+    let mut summary = run_pipeline(args, &source, &sink, target, started, import_start_ms).await?;
     if !args.dry_run {
         sink.finish().await?;
     }
@@ -173,20 +177,20 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-async fn open_sink(
-    args: &ImportArgs,
-) -> anyhow::Result<(Sink, String, Option<tokio::task::JoinHandle<()>>)> {
+async fn open_sink(args: &ImportArgs) -> anyhow::Result<(Sink, String)> {
     if let Some(endpoint) = &args.endpoint {
         let creds = trailvault_auth::Credentials::discover(args.profile.as_deref())
             .context("finding credentials for --endpoint")?;
         let client = trailvault_client::LogsClient::new(endpoint, creds, &args.region);
-        return Ok((Sink::api(client), endpoint.clone(), None));
+        return Ok((Sink::api(client), endpoint.clone()));
     }
     let dir = args
         .data
         .clone()
         .unwrap_or_else(|| PathBuf::from("./trailvault-data"));
-    let vault = match Vault::open(VaultConfig::new(&dir)).await {
+    let mut cfg = VaultConfig::new(&dir);
+    cfg.seal_bytes = args.seal_bytes.max(1);
+    let vault = match Vault::open(cfg).await {
         Ok(v) => v,
         Err(StoreError::Unavailable(why)) if why.contains("in use") => bail!(
             "{why}: a running vault (trailvault serve) holds it; import through the server with --endpoint URL instead"
@@ -195,13 +199,9 @@ async fn open_sink(
             return Err(e).with_context(|| format!("opening the vault in {}", dir.display()))
         }
     };
-    // Seal as the tail grows, so a large import does not keep every event in memory.
-    let sealer = vault.spawn_sealer();
-    Ok((
-        Sink::embedded(vault),
-        dir.display().to_string(),
-        Some(sealer),
-    ))
+    // No sealer task: the import seals its own files (`Sink::write_file`), and nothing else
+    // writes to the tail while it holds the vault.
+    Ok((Sink::embedded(vault), dir.display().to_string()))
 }
 
 /// Shared state of one run.

@@ -1,14 +1,23 @@
-//! The vault against a `Vec` model: any sequence of appends, seals and restarts reads back
-//! exactly the acknowledged events, once each, in order.
+//! The vault against a `Vec` model: any sequence of appends, imports sealed straight into
+//! segments, seals and restarts reads back exactly the acknowledged events, once each, in
+//! order, and sequence numbers are never reused.
 
 use proptest::prelude::*;
 use trailvault_store::{
-    InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault, VaultConfig,
+    ImportedStream, InputEvent, LogGroupMeta, PutOptions, StoreError, StreamFilter, Vault,
+    VaultConfig,
 };
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { stream: u8, count: usize },
+    Put {
+        stream: u8,
+        count: usize,
+    },
+    /// `Vault::seal_imported` of events for up to two streams.
+    Import {
+        streams: Vec<(u8, usize)>,
+    },
     Seal,
     Reopen,
 }
@@ -16,6 +25,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..3, 1usize..40).prop_map(|(stream, count)| Op::Put { stream, count }),
+        2 => proptest::collection::vec((0u8..3, 0usize..40), 1..3)
+            .prop_map(|streams| Op::Import { streams }),
         1 => Just(Op::Seal),
         1 => Just(Op::Reopen),
     ]
@@ -56,20 +67,67 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut model: Vec<Vec<(i64, String)>> = vec![Vec::new(); 3];
         let base = 1_700_000_000_000i64;
         let mut n = 0i64;
+        // Highest seq handed out so far: every write's seqs must lie above it.
+        let mut seq_max = 0u64;
+        let mut events_for = |stream: u8, count: usize| -> Vec<InputEvent> {
+            (0..count)
+                .map(|i| {
+                    n += 1;
+                    InputEvent {
+                        // Deliberately out of order across batches (and hours).
+                        timestamp_ms: base + (n * 7919) % 5000 + i as i64 + (n % 3) * 3_600_000,
+                        message: format!("event {n} of stream {stream}"),
+                        normalized: None,
+                    }
+                })
+                .collect()
+        };
         for op in ops {
             match op {
-                Op::Put { stream, count } => {
-                    let events: Vec<InputEvent> = (0..count)
-                        .map(|i| {
-                            n += 1;
-                            InputEvent {
-                                // Deliberately out of order across batches.
-                                timestamp_ms: base + (n * 7919) % 5000 + i as i64,
-                                message: format!("event {n} of stream {stream}"),
-                                normalized: None,
-                            }
+                Op::Import { streams } => {
+                    let batch: Vec<ImportedStream> = streams
+                        .iter()
+                        .map(|&(stream, count)| ImportedStream {
+                            group: "app/web".into(),
+                            stream: format!("s{stream}"),
+                            events: events_for(stream, count),
                         })
                         .collect();
+                    let added: Vec<(u8, Vec<(i64, String)>)> = streams
+                        .iter()
+                        .zip(&batch)
+                        .map(|(&(s, _), b)| {
+                            (
+                                s,
+                                b.events
+                                    .iter()
+                                    .map(|e| (e.timestamp_ms, e.message.clone()))
+                                    .collect(),
+                            )
+                        })
+                        .collect();
+                    let report = vault.seal_imported(batch).await.unwrap();
+                    let imported: usize = added.iter().map(|(_, e)| e.len()).sum();
+                    prop_assert_eq!(report.events as usize, imported);
+                    if let Some(first) = report.segments.iter().map(|m| m.first_seq).min() {
+                        prop_assert!(
+                            first > seq_max,
+                            "seq {} reused (max was {})",
+                            first,
+                            seq_max
+                        );
+                        seq_max = report.segments.iter().map(|m| m.last_seq).max().unwrap();
+                    }
+                    for (s, e) in added {
+                        model[s as usize].extend(e);
+                    }
+                    // An import seals the tail first and leaves nothing in it.
+                    if imported > 0 {
+                        prop_assert_eq!(vault.tail_stats().0, 0);
+                    }
+                }
+                Op::Put { stream, count } => {
+                    let events = events_for(stream, count);
                     let out = vault
                         .put_log_events(
                             "app/web",
@@ -79,6 +137,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         )
                         .await
                         .unwrap();
+                    let first = out.stored.iter().map(|e| e.seq).min().unwrap();
+                    prop_assert!(
+                        first > seq_max,
+                        "seq {} reused (max was {})",
+                        first,
+                        seq_max
+                    );
+                    seq_max = out.stored.iter().map(|e| e.seq).max().unwrap();
                     model[stream as usize].extend(
                         out.stored
                             .iter()
@@ -92,6 +158,27 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     drop(vault);
                     vault = open(dir.path()).await;
                 }
+            }
+            // Seqs are unique across the vault, and the catalog's counts (through the
+            // vault's stream statistics) match the model.
+            let all = vault
+                .read_events("app/web", &StreamFilter::All, None, None)
+                .await
+                .unwrap();
+            let mut seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+            seqs.sort_unstable();
+            seqs.dedup();
+            prop_assert_eq!(seqs.len(), all.len());
+            // Sealed segments hold every seq up to the highest one they hold, the tail only
+            // seqs above it (what the SQL engine's snapshot relies on).
+            let segments = vault.segments("app/web").unwrap();
+            let through = segments.iter().map(|m| m.last_seq).max().unwrap_or(0);
+            let sealed: u64 = segments.iter().map(|m| m.event_count).sum();
+            let at_or_below = all.iter().filter(|e| e.seq <= through).count() as u64;
+            prop_assert_eq!(at_or_below, sealed);
+            for st in vault.log_streams("app/web").unwrap() {
+                let i: usize = st.name[1..].parse().unwrap();
+                prop_assert_eq!(st.event_count as usize, model[i].len(), "{}", st.name);
             }
             for (s, expect) in model.iter().enumerate() {
                 let got = vault
@@ -219,7 +306,8 @@ async fn cloudwatch_rules_skip_old_and_new_events_and_report_them() {
 
 /// Every writer of the vault (the server, the embedded importer, generators) gets segments
 /// whose catalog row carries the Merkle root of their events, hour by hour, deferred puts
-/// included: the digest chain and the proofs rest on it.
+/// and imports sealed straight into segments included: the digest chain and the proofs rest
+/// on it.
 #[test]
 fn sealed_segments_carry_the_merkle_root_of_their_events() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -248,6 +336,26 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
         assert!(
             report.segments.len() >= 5,
             "one segment per hour of event time"
+        );
+        vault.create_log_stream("imported", "file-2").unwrap();
+        let events: Vec<InputEvent> = (0..50)
+            .map(|i| InputEvent {
+                timestamp_ms: 1_600_000_000_000 + i * hour / 10,
+                message: format!("record {i} of file 2"),
+                normalized: None,
+            })
+            .collect();
+        let report = vault
+            .seal_imported(vec![ImportedStream {
+                group: "imported".into(),
+                stream: "file-2".into(),
+                events,
+            }])
+            .await
+            .unwrap();
+        assert!(
+            report.segments.len() >= 5,
+            "an import is sealed hour by hour too"
         );
         for meta in vault.segments("imported").unwrap() {
             let events = vault.segment_events(&meta).await.unwrap();
