@@ -82,11 +82,6 @@ pub struct PutOptions {
     /// retention. Importing history turns them off (the batch is then sorted instead).
     pub cloudwatch_rules: bool,
     pub now_ms: i64,
-    /// Return once the batch is written to the WAL, before it is synced. Only for a writer
-    /// that makes its own progress durable later with a synced put (the embedded importer:
-    /// its ledger entry for a file is a synced put, which syncs the file's batches written
-    /// before it). Never for an acknowledgement given to a client.
-    pub defer_sync: bool,
 }
 
 impl PutOptions {
@@ -94,21 +89,12 @@ impl PutOptions {
         PutOptions {
             cloudwatch_rules: true,
             now_ms,
-            defer_sync: false,
         }
     }
     pub fn import(now_ms: i64) -> Self {
         PutOptions {
             cloudwatch_rules: false,
             now_ms,
-            defer_sync: false,
-        }
-    }
-    /// See [`PutOptions::defer_sync`].
-    pub fn with_deferred_sync(self) -> Self {
-        PutOptions {
-            defer_sync: true,
-            ..self
         }
     }
 }
@@ -192,8 +178,6 @@ enum WriterMsg {
         group: String,
         stream: String,
         events: Vec<WalEvent>,
-        /// False when the caller asked for [`PutOptions::defer_sync`].
-        sync: bool,
         reply: oneshot::Sender<Result<Arc<Vec<StoredEvent>>>>,
     },
     Freeze {
@@ -650,7 +634,6 @@ impl Vault {
             group: group.to_string(),
             stream: stream.to_string(),
             events: accepted,
-            sync: !opts.defer_sync,
             reply,
         };
         self.send(msg).await?;
@@ -1342,8 +1325,6 @@ fn writer_loop(
     mut next_seq: u64,
 ) {
     let mut pending: Vec<(WalBatch, AppendReply)> = Vec::new();
-    // Whether any pending batch must be synced before its reply.
-    let mut sync = false;
     while let Ok(first) = rx.recv() {
         let mut msgs = vec![first];
         while msgs.len() < GROUP_COMMIT_BATCHES_MAX {
@@ -1360,10 +1341,8 @@ fn writer_loop(
                     group,
                     stream,
                     events,
-                    sync: must_sync,
                     reply,
                 } => {
-                    sync |= must_sync;
                     let n = events.len() as u64;
                     pending.push((
                         WalBatch {
@@ -1378,11 +1357,11 @@ fn writer_loop(
                     next_seq += n;
                 }
                 WriterMsg::Freeze { reply } => {
-                    commit(&inner, &mut wal, &mut pending, std::mem::take(&mut sync));
+                    commit(&inner, &mut wal, &mut pending);
                     let _ = reply.send(freeze(&inner, &mut wal, next_seq));
                 }
                 WriterMsg::Reserve { events, reply } => {
-                    commit(&inner, &mut wal, &mut pending, std::mem::take(&mut sync));
+                    commit(&inner, &mut wal, &mut pending);
                     let st = inner.state.read().unwrap_or_else(|p| p.into_inner());
                     let answer = if let Some(why) = &st.writer_failed {
                         Err(StoreError::Unavailable(why.clone()))
@@ -1398,7 +1377,7 @@ fn writer_loop(
                 }
             }
         }
-        commit(&inner, &mut wal, &mut pending, std::mem::take(&mut sync));
+        commit(&inner, &mut wal, &mut pending);
         if wal.file_bytes() > wal::FILE_BYTES_MAX {
             if let Err(e) = wal.rotate(next_seq) {
                 fail_writer(&inner, format!("could not rotate the wal: {e}"));
@@ -1413,14 +1392,8 @@ fn fail_writer(inner: &Inner, why: String) {
     st.writer_failed.get_or_insert(why);
 }
 
-/// Write every pending batch (and sync it, unless all of them deferred their sync), then
-/// publish them to readers and acknowledge.
-fn commit(
-    inner: &Inner,
-    wal: &mut WalWriter,
-    pending: &mut Vec<(WalBatch, AppendReply)>,
-    sync: bool,
-) {
+/// Write and sync every pending batch, then publish them to readers and acknowledge.
+fn commit(inner: &Inner, wal: &mut WalWriter, pending: &mut Vec<(WalBatch, AppendReply)>) {
     if pending.is_empty() {
         return;
     }
@@ -1437,7 +1410,7 @@ fn commit(
         return;
     }
     let refs: Vec<&WalBatch> = pending.iter().map(|(b, _)| b).collect();
-    if let Err(e) = wal.append(&refs, sync) {
+    if let Err(e) = wal.append(&refs, true) {
         // After a failed sync the file's state is unknown: stop accepting writes rather than
         // acknowledge anything on top of it. Recovery at restart decides from the bytes.
         let why = format!("wal write failed: {e}");

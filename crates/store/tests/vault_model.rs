@@ -305,9 +305,8 @@ async fn cloudwatch_rules_skip_old_and_new_events_and_report_them() {
 }
 
 /// Every writer of the vault (the server, the embedded importer, generators) gets segments
-/// whose catalog row carries the Merkle root of their events, hour by hour, deferred puts
-/// and imports sealed straight into segments included: the digest chain and the proofs rest
-/// on it.
+/// whose catalog row carries the Merkle root of their events, hour by hour, imports sealed
+/// straight into segments included: the digest chain and the proofs rest on it.
 #[test]
 fn sealed_segments_carry_the_merkle_root_of_their_events() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -327,7 +326,7 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
                 normalized: None,
             })
             .collect();
-        let opts = PutOptions::import(trailvault_store::now_ms()).with_deferred_sync();
+        let opts = PutOptions::import(trailvault_store::now_ms());
         vault
             .put_log_events("imported", "file-1", events, opts)
             .await
