@@ -7,7 +7,8 @@ use crate::Normalized;
 /// or an event pushed through the API without a known format).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    /// Vault-wide sequence number assigned when the event entered the write-ahead log.
+    /// Vault-wide sequence number assigned when the event entered the write-ahead log (or,
+    /// for a bulk import sealed straight into segments, reserved from the WAL writer).
     /// Strictly increasing in acknowledgement order; the stable identity of the event.
     pub seq: u64,
     pub group: String,

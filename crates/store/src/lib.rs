@@ -5,6 +5,8 @@
 //! acknowledged. The sealer freezes the tail, writes one segment per (group, hour) through
 //! `Storage`, commits them in the `Catalog` together with the sealed watermark, and only then
 //! drops the WAL files the segments cover. Reads merge sealed segments with the tail.
+//! A bulk import skips the WAL and the tail: `Vault::seal_imported` seals its events straight
+//! into segments, through the same encoding and the same catalog commit.
 
 pub mod catalog;
 pub mod error;

@@ -12,9 +12,12 @@
 //!
 //! Invariants:
 //! - Nothing is acknowledged before it is durable: `put_log_events` returns only after the
-//!   WAL write holding the batch was synced.
+//!   WAL write holding the batch was synced; `seal_imported` returns only after its segment
+//!   files were synced and their catalog commit done.
 //! - Reads see one consistent snapshot: the sealed-segment list and the frozen tails change
 //!   together under one lock, so an event is read exactly once whether or not a seal ran.
+//! - Sealed segments hold only seqs below every seq in the tail: the sealer seals whole
+//!   frozen tails, and `seal_imported` reserves seqs only while the tail is empty.
 //! - No code path rewrites or deletes a sealed segment; WAL files are removed only when every
 //!   event in them is below the sealed watermark committed in the catalog.
 
