@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use trailvault_formats::Format;
-use trailvault_import::placement::{stream_for, QUARANTINE_GROUP};
+use trailvault_import::placement::{stream_for, LEDGER_GROUP, QUARANTINE_GROUP};
 use trailvault_import::{import, ImportArgs};
 use trailvault_store::{Vault, VaultConfig};
 
@@ -155,6 +155,8 @@ async fn detection_over_the_whole_fixture_tree_keeps_the_invariant() {
     let data = tempfile::tempdir().unwrap();
     let mut a = ImportArgs::embedded(fixtures_dir().to_str().unwrap(), data.path());
     a.jobs = Some(2);
+    // Every file sealed on its own, many seals racing for their turn.
+    a.seal_bytes = 1;
     let s = import(&a).await.unwrap();
     assert_eq!(
         s.records_read,
@@ -180,4 +182,20 @@ async fn detection_over_the_whole_fixture_tree_keeps_the_invariant() {
         counts.get(QUARANTINE_GROUP).copied().unwrap_or(0),
         s.records_quarantined
     );
+    // Every file that was stored is in the ledger, once.
+    assert_eq!(
+        counts.get(LEDGER_GROUP).copied().unwrap_or(0),
+        s.files_imported() + s.quarantined_files.len() as u64,
+        "{}",
+        s.render()
+    );
+    // And a second run stores nothing.
+    let again = import(&a).await.unwrap();
+    assert_eq!(
+        again.records_stored + again.records_quarantined,
+        0,
+        "{}",
+        again.render()
+    );
+    assert_eq!(common::group_counts(data.path()).await, counts);
 }
