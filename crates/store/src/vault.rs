@@ -963,8 +963,10 @@ impl Vault {
             self.seal_tail().await?;
         }
         let Some(first_seq) = first_seq else {
+            // Either writes kept arriving, or a frozen tail of a failed seal is still waiting
+            // (it is sealed again only after a restart, from the WAL).
             return Err(StoreError::Unavailable(
-                "the tail kept receiving events; an import cannot seal beside it".into(),
+                "the unsealed tail could not be emptied before sealing the import".into(),
             ));
         };
         let watermark = first_seq + count - 1;
