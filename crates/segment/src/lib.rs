@@ -175,7 +175,9 @@ pub fn encode_with_metadata<E: Borrow<StoredEvent>>(
     }));
     let schema = schema();
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        // Level 1: on CloudTrail-like data as small as level 3 (3.5% smaller on the import
+        // benchmark's tree, 0.1% larger on the shared fixtures) for ~11% less import CPU.
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS_MAX))
         .set_created_by("trailvault".to_string())
         .set_key_value_metadata(Some(
