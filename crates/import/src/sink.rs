@@ -382,17 +382,7 @@ impl Sink {
         };
         self.ensure_group(LEDGER_GROUP).await?;
         self.open_stream(LEDGER_GROUP, LEDGER_STREAM).await?;
-        let now = now_ms();
-        let events = ledger
-            .iter()
-            .map(|e| {
-                Ok(InputEvent {
-                    timestamp_ms: now,
-                    message: serde_json::to_string(e)?,
-                    normalized: None,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let events = ledger_events(&ledger)?;
         let entries = events.len() as u64;
         streams.push(ImportedStream {
             group: LEDGER_GROUP.to_owned(),
@@ -567,17 +557,7 @@ impl Sink {
         }
         self.ensure_group(LEDGER_GROUP).await?;
         let before = self.open_stream(LEDGER_GROUP, LEDGER_STREAM).await?;
-        let now = now_ms();
-        let events = entries
-            .iter()
-            .map(|e| {
-                Ok(InputEvent {
-                    timestamp_ms: now,
-                    message: serde_json::to_string(e)?,
-                    normalized: None,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let events = ledger_events(entries)?;
         self.append_api(LEDGER_GROUP, LEDGER_STREAM, events, before)
             .await
     }
@@ -601,6 +581,21 @@ fn event_json(e: &InputEvent) -> Value {
         }
     }
     v
+}
+
+/// Ledger entries as the events of the ledger stream (one JSON document each, stamped now).
+fn ledger_events(entries: &[LedgerEntry]) -> anyhow::Result<Vec<InputEvent>> {
+    let now = now_ms();
+    entries
+        .iter()
+        .map(|e| {
+            Ok(InputEvent {
+                timestamp_ms: now,
+                message: serde_json::to_string(e)?,
+                normalized: None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
