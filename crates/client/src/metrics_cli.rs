@@ -93,6 +93,31 @@ fn time_text(epoch_s: f64) -> String {
         .unwrap_or_else(|| epoch_s.to_string())
 }
 
+/// One JSON document per line, as the API returned them.
+fn print_json_lines(items: &[Value]) -> anyhow::Result<()> {
+    for item in items {
+        println!("{}", serde_json::to_string(item)?);
+    }
+    Ok(())
+}
+
+/// A metric's dimensions as `Name=Value,Name=Value`.
+fn dimensions_text(metric: &Value) -> String {
+    let Some(dims) = metric["Dimensions"].as_array() else {
+        return String::new();
+    };
+    dims.iter()
+        .map(|d| {
+            format!(
+                "{}={}",
+                d["Name"].as_str().unwrap_or(""),
+                d["Value"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub async fn run_metrics(args: MetricsArgs) -> anyhow::Result<()> {
     match args.command {
         MetricsCommand::List(a) => {
@@ -103,34 +128,15 @@ pub async fn run_metrics(args: MetricsArgs) -> anyhow::Result<()> {
             let out = a.connect.connect()?.call("ListMetrics", req).await?;
             let metrics = out["Metrics"].as_array().cloned().unwrap_or_default();
             match a.output {
-                OutputFormat::Json => {
-                    for m in &metrics {
-                        println!("{}", serde_json::to_string(m)?);
-                    }
-                }
+                OutputFormat::Json => print_json_lines(&metrics)?,
                 OutputFormat::Table => {
                     let rows: Vec<Vec<String>> = metrics
                         .iter()
                         .map(|m| {
-                            let dims = m["Dimensions"]
-                                .as_array()
-                                .map(|d| {
-                                    d.iter()
-                                        .map(|x| {
-                                            format!(
-                                                "{}={}",
-                                                x["Name"].as_str().unwrap_or(""),
-                                                x["Value"].as_str().unwrap_or("")
-                                            )
-                                        })
-                                        .collect::<Vec<_>>()
-                                        .join(",")
-                                })
-                                .unwrap_or_default();
                             vec![
                                 m["Namespace"].as_str().unwrap_or("").to_string(),
                                 m["MetricName"].as_str().unwrap_or("").to_string(),
-                                dims,
+                                dimensions_text(m),
                             ]
                         })
                         .collect();
@@ -148,11 +154,7 @@ pub async fn run_metrics(args: MetricsArgs) -> anyhow::Result<()> {
                 .context("GetMetricStatistics")?;
             let points = out["Datapoints"].as_array().cloned().unwrap_or_default();
             match a.output {
-                OutputFormat::Json => {
-                    for p in &points {
-                        println!("{}", serde_json::to_string(p)?);
-                    }
-                }
+                OutputFormat::Json => print_json_lines(&points)?,
                 OutputFormat::Table => {
                     let mut header = vec!["TIME"];
                     header.extend(a.statistics.iter().map(String::as_str));

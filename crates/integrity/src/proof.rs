@@ -240,18 +240,14 @@ pub async fn prove_event(
 ) -> Result<EventProof> {
     let seq = seq_from_event_id(event_id)
         .ok_or_else(|| IntegrityError::Invalid(format!("{event_id:?} is not an event id")))?;
-    match index {
-        // An index that cannot answer (empty, or not yet created) is no index.
-        Some(ix)
-            if ix
-                .checkpoint_size()
-                .ok()
-                .flatten()
-                .is_some_and(|c| c > 0 && c <= ix.size().unwrap_or(0)) =>
-        {
-            prove_indexed(store, event_id, seq, ix).await
-        }
-        _ => prove_by_scan(store, event_id, seq).await,
+    // An index that cannot answer (empty, or not yet created) is no index.
+    let answering = index.and_then(|ix| {
+        let cp_size = ix.checkpoint_size().ok().flatten()?;
+        (cp_size > 0 && cp_size <= ix.size().ok()?).then_some((ix, cp_size))
+    });
+    match answering {
+        Some((ix, cp_size)) => prove_indexed(store, event_id, seq, ix, cp_size).await,
+        None => prove_by_scan(store, event_id, seq).await,
     }
 }
 
@@ -260,6 +256,7 @@ async fn prove_indexed(
     event_id: &str,
     seq: u64,
     ix: &ProofIndex,
+    cp_size: u64,
 ) -> Result<EventProof> {
     let candidates = ix.segments_for_seq(seq)?;
     let Some(&(_, first_tree_index)) = candidates.first() else {
@@ -267,7 +264,6 @@ async fn prove_indexed(
             "event {event_id} is in no segment a digest lists (yet)"
         )));
     };
-    let cp_size = ix.checkpoint_size()?.unwrap_or(0);
     let cp_key = checkpoint::checkpoint_key(cp_size);
     // Everything the index names is read at once: the segment (almost always the first
     // candidate), its digest, the signature and the checkpoint.

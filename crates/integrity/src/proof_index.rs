@@ -456,6 +456,22 @@ mod tests {
     }
 
     #[test]
+    fn an_index_of_an_older_layout_is_not_read_until_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        let mut idx = ProofIndex::open(&path).unwrap();
+        idx.append(&[], 0).unwrap();
+        assert!(idx.is_current_format().unwrap());
+        assert!(ProofIndex::open_read_only(&path).unwrap().is_some());
+        // As an index written before the format key existed.
+        idx.conn
+            .execute("DELETE FROM meta WHERE k = 'format'", [])
+            .unwrap();
+        assert!(!idx.is_current_format().unwrap());
+        assert!(ProofIndex::open_read_only(&path).unwrap().is_none());
+    }
+
+    #[test]
     fn overlapping_ranges_of_every_span_are_all_found() {
         let dir = tempfile::tempdir().unwrap();
         let mut idx = ProofIndex::open(&dir.path().join("p.sqlite")).unwrap();
