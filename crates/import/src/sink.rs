@@ -206,7 +206,8 @@ impl Sink {
         Ok(())
     }
 
-    /// Makes `stream` exist in `group` (which must exist) and returns how many events it holds.
+    /// Opens `stream` in `group` (which must exist) and returns how many events it holds.
+    /// Through the API the stream is created now; embedded, by the seal of its first events.
     pub async fn open_stream(&self, group: &str, stream: &str) -> anyhow::Result<u64> {
         match self {
             Sink::Embedded { vault, streams, .. } => {
@@ -221,21 +222,10 @@ impl Sink {
                     all.insert(group.to_owned(), snapshot);
                 }
                 let known = all.get_mut(group).ok_or_else(|| anyhow!("unreachable"))?;
-                if let Some(n) = known.get(stream) {
-                    return Ok(*n);
-                }
-                match vault.create_log_stream(group, stream) {
-                    Ok(()) => {}
-                    Err(e) if is_already_exists(&e) => {
-                        bail!("log stream {stream} in {group} appeared during the import; is another import running?")
-                    }
-                    Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("creating log stream {stream} in {group}"))
-                    }
-                }
-                known.insert(stream.to_owned(), 0);
-                Ok(0)
+                // A new stream is created by the seal that stores its first events (one
+                // catalog commit for many files, none left empty by an interrupted run);
+                // this process holds the vault's lock, so nothing else creates it meanwhile.
+                Ok(*known.entry(stream.to_owned()).or_insert(0))
             }
             Sink::Api { client, .. } => match client.create_log_stream(group, stream).await {
                 Ok(()) => Ok(0),

@@ -9,9 +9,12 @@
 
 use crate::hash::{sha256, sha256_parts, Hash};
 
+/// The byte a leaf's data is prefixed with before hashing (RFC 6962 domain separation).
+pub const LEAF_PREFIX: u8 = 0x00;
+
 /// `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    sha256_parts(&[&[0x00], data])
+    sha256_parts(&[&[LEAF_PREFIX], data])
 }
 
 /// `SHA-256(0x01 || left || right)`.

@@ -102,8 +102,9 @@ pub trait Catalog: Send + Sync {
     fn set_retention(&self, group: &str, days: Option<u32>) -> Result<()>;
     fn set_tags(&self, group: &str, tags: &BTreeMap<String, String>) -> Result<()>;
     fn begin_seal(&self, keys: &[String]) -> Result<i64>;
-    /// Atomically: record the segments, update stream statistics, advance the watermark and
-    /// drop the intent.
+    /// Atomically: record the segments, update stream statistics (creating a stream not yet
+    /// in the catalog: an import creates its streams with their first events), advance the
+    /// watermark and drop the intent.
     fn commit_seal(
         &self,
         intent_id: i64,
@@ -454,9 +455,12 @@ impl Catalog for SqliteCatalog {
         }
         for s in streams {
             tx.execute(
-                "UPDATE log_streams SET first_event_ms = ?3, last_event_ms = ?4,
-                        last_ingestion_ms = ?5, event_count = ?6, stored_bytes = ?7
-                 WHERE log_group = ?1 AND name = ?2",
+                "INSERT INTO log_streams (log_group, name, created_ms, first_event_ms,
+                        last_event_ms, last_ingestion_ms, event_count, stored_bytes)
+                 VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (log_group, name) DO UPDATE SET first_event_ms = ?3,
+                        last_event_ms = ?4, last_ingestion_ms = ?5, event_count = ?6,
+                        stored_bytes = ?7",
                 params![
                     s.group,
                     s.name,
@@ -464,7 +468,8 @@ impl Catalog for SqliteCatalog {
                     s.last_event_ms,
                     s.last_ingestion_ms,
                     s.event_count as i64,
-                    s.stored_bytes as i64
+                    s.stored_bytes as i64,
+                    s.created_ms
                 ],
             )?;
         }

@@ -200,6 +200,9 @@ enum WriterMsg {
 const WRITER_QUEUE_MAX: usize = 4096;
 /// Most batches folded into one group commit.
 const GROUP_COMMIT_BATCHES_MAX: usize = 2048;
+/// Events per segment of an import, at most: an hour with more is cut into several
+/// segments (about 20 MB of CloudTrail records each), which the cores encode in parallel.
+const IMPORT_SEGMENT_EVENTS_MAX: usize = 16_384;
 /// Times [`Vault::seal_imported`] seals the tail to get it empty before giving up.
 const SEAL_IMPORTED_ATTEMPTS_MAX: usize = 3;
 /// Segment files of one seal written (and fsync'd) at once.
@@ -915,11 +918,14 @@ impl Vault {
     }
 
     /// Bulk import straight into sealed segments, bypassing the WAL and the tail: numbers
-    /// the events (each stream's in time order, as an import put sorts a batch), encodes one
-    /// segment per (group, hour of event time) exactly as the sealer does, writes and syncs
+    /// the events (each stream's in time order, as an import put sorts a batch), encodes the
+    /// segments of each (group, hour of event time) exactly as the sealer does (cut at
+    /// [`IMPORT_SEGMENT_EVENTS_MAX`] events), writes and syncs
     /// every file, then commits the segments, the streams' statistics and the watermark in
-    /// one catalog transaction. Nothing of the call is visible, to readers or after a crash,
-    /// before that commit; after it, all of it is. Returns what was sealed.
+    /// one catalog transaction. A stream that does not exist yet is created by that commit,
+    /// so an import leaves no empty streams behind and pays no catalog sync per stream.
+    /// Nothing of the call is visible, to readers or after a crash, before that commit;
+    /// after it, all of it is. Returns what was sealed.
     ///
     /// Sequence numbers come from the WAL writer, like every other write's, and only while
     /// the tail is empty (a non-empty tail is sealed first), so sealed segments keep holding
@@ -940,7 +946,7 @@ impl Vault {
             for s in &streams {
                 let g = st.groups.get(&s.group).ok_or_else(group_not_found)?;
                 if !g.streams.contains_key(&s.stream) {
-                    return Err(stream_not_found());
+                    validate_stream_name(&s.stream)?;
                 }
             }
         }
@@ -1005,11 +1011,20 @@ impl Vault {
                         .or_default()
                         .push(e);
                 }
-                let encoded = parts
-                    .into_iter()
-                    .collect::<Vec<_>>()
+                // Large hours are cut into several segments, biggest first, so the cores
+                // finish a seal together instead of one encoding the last big hour alone.
+                let mut pieces: Vec<(&str, Vec<&StoredEvent>)> = Vec::new();
+                for ((group, _), mut events) in parts {
+                    trailvault_segment::sort_for_segment(&mut events);
+                    for chunk in events.chunks(IMPORT_SEGMENT_EVENTS_MAX) {
+                        pieces.push((group, chunk.to_vec()));
+                    }
+                }
+                pieces.sort_by_key(|(_, events)| std::cmp::Reverse(events.len()));
+                let encoded = pieces
                     .into_par_iter()
-                    .map(|((group, _), events)| encode_segment(group, events))
+                    .with_max_len(1)
+                    .map(|(group, events)| encode_segment(group, events))
                     .collect::<Result<Vec<_>>>()?;
                 Ok((events, encoded))
             },

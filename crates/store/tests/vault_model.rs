@@ -378,3 +378,69 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
         }
     });
 }
+
+/// An import creates a new stream in the commit that stores its first events (nothing is
+/// left empty, no catalog sync per stream), the creation survives a restart, a name the API
+/// would refuse is refused, and an hour of more events than one import segment takes is cut
+/// into several segments, none of them losing or repeating an event.
+#[tokio::test]
+async fn an_import_creates_its_streams_and_cuts_large_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.create_log_group(group_meta("imported")).unwrap();
+    let bad = vault
+        .seal_imported(vec![ImportedStream {
+            group: "imported".into(),
+            stream: "a:b".into(),
+            events: vec![InputEvent {
+                timestamp_ms: 1_600_000_000_000,
+                message: "x".into(),
+                normalized: None,
+            }],
+        }])
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidParameter(_))), "{bad:?}");
+    assert!(vault.log_streams("imported").unwrap().is_empty());
+
+    let n = 40_000usize;
+    let events: Vec<InputEvent> = (0..n)
+        .map(|i| InputEvent {
+            // All within one hour.
+            timestamp_ms: 1_600_000_000_000 + (i as i64 % 3_000_000),
+            message: format!("record {i}"),
+            normalized: None,
+        })
+        .collect();
+    let report = vault
+        .seal_imported(vec![ImportedStream {
+            group: "imported".into(),
+            stream: "file-1".into(),
+            events,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.events as usize, n);
+    assert_eq!(report.segments.len(), 3, "40,000 events of one hour: 3 segments");
+    drop(vault);
+
+    let vault = open(dir.path()).await;
+    let streams = vault.log_streams("imported").unwrap();
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0].name, "file-1");
+    assert_eq!(streams[0].event_count as usize, n);
+    let mut seen: Vec<String> = Vec::new();
+    for meta in vault.segments("imported").unwrap() {
+        seen.extend(
+            vault
+                .segment_events(&meta)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.message.clone()),
+        );
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..n).map(|i| format!("record {i}")).collect();
+    want.sort();
+    assert_eq!(seen, want);
+}
