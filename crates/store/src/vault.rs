@@ -1021,11 +1021,14 @@ impl Vault {
                     }
                 }
                 pieces.sort_by_key(|(_, events)| std::cmp::Reverse(events.len()));
-                let encoded = pieces
+                let mut encoded = pieces
                     .into_par_iter()
                     .with_max_len(1)
                     .map(|(group, events)| encode_segment(group, events))
                     .collect::<Result<Vec<_>>>()?;
+                // Listed in the order the catalog loads them, so a restart changes nothing.
+                encoded
+                    .sort_by(|(a, ..), (b, ..)| (a.first_seq, &a.key).cmp(&(b.first_seq, &b.key)));
                 Ok((events, encoded))
             },
         )
