@@ -399,7 +399,10 @@ async fn an_import_creates_its_streams_and_cuts_large_hours() {
             }],
         }])
         .await;
-    assert!(matches!(bad, Err(StoreError::InvalidParameter(_))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StoreError::InvalidParameter(_))),
+        "{bad:?}"
+    );
     assert!(vault.log_streams("imported").unwrap().is_empty());
 
     let n = 40_000usize;
@@ -420,7 +423,11 @@ async fn an_import_creates_its_streams_and_cuts_large_hours() {
         .await
         .unwrap();
     assert_eq!(report.events as usize, n);
-    assert_eq!(report.segments.len(), 3, "40,000 events of one hour: 3 segments");
+    assert_eq!(
+        report.segments.len(),
+        3,
+        "40,000 events of one hour: 3 segments"
+    );
     drop(vault);
 
     let vault = open(dir.path()).await;
