@@ -353,6 +353,7 @@ impl Sink {
             vault,
             staged,
             sealing,
+            streams: counts,
             ..
         } = self
         else {
@@ -385,14 +386,13 @@ impl Sink {
                 ledger.len()
             )
         })?;
-        if let Sink::Embedded { streams, .. } = self {
-            let mut all = streams.lock().await;
-            if let Some(n) = all
-                .get_mut(LEDGER_GROUP)
-                .and_then(|g| g.get_mut(LEDGER_STREAM))
-            {
-                *n += entries;
-            }
+        if let Some(n) = counts
+            .lock()
+            .await
+            .get_mut(LEDGER_GROUP)
+            .and_then(|g| g.get_mut(LEDGER_STREAM))
+        {
+            *n += entries;
         }
         Ok(())
     }

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use trailvault_import::generate::{write_cloudtrail_tree, Rng};
-use trailvault_import::placement::{stream_for, LEDGER_GROUP, LEDGER_STREAM, QUARANTINE_GROUP};
-use trailvault_import::sink::LedgerEntry;
+use trailvault_import::placement::{stream_for, QUARANTINE_GROUP};
+use trailvault_import::sink::{LedgerEntry, Sink};
 use trailvault_store::{StreamFilter, Vault, VaultConfig};
 
 const RECORDS_PER_FILE: usize = 50;
@@ -23,39 +23,27 @@ async fn vault_state(data: &Path) -> (BTreeMap<(String, String), u64>, Vec<Ledge
     let mut counts = BTreeMap::new();
     let mut seqs = HashSet::new();
     for g in vault.log_groups() {
+        let mut stored = 0;
         for s in vault.log_streams(&g.name).unwrap() {
+            stored += s.event_count;
             counts.insert((g.name.clone(), s.name.clone()), s.event_count);
         }
         let events = vault
             .read_events(&g.name, &StreamFilter::All, None, None)
             .await
             .unwrap();
-        let stored: u64 = vault
-            .log_streams(&g.name)
-            .unwrap()
-            .iter()
-            .map(|s| s.event_count)
-            .sum();
         assert_eq!(events.len() as u64, stored, "group {}", g.name);
         for e in events {
             assert!(seqs.insert(e.seq), "seq {} stored twice", e.seq);
         }
     }
-    let ledger = match vault
-        .read_events(
-            LEDGER_GROUP,
-            &StreamFilter::One(LEDGER_STREAM.into()),
-            None,
-            None,
-        )
+    let ledger = Sink::embedded(vault)
+        .load_ledger()
         .await
-    {
-        Ok(events) => events
-            .iter()
-            .map(|e| serde_json::from_str(&e.message).unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+        .unwrap()
+        .into_values()
+        .flatten()
+        .collect();
     (counts, ledger)
 }
 

@@ -65,9 +65,7 @@ pub fn encode_leaf(event: &StoredEvent) -> Vec<u8> {
 
 /// `SHA-256(0x00 || encode_leaf(event))`.
 pub fn event_leaf_hash(event: &StoredEvent) -> Hash {
-    let mut buf = Vec::with_capacity(64 + event.message.len());
-    encode_leaf_into(event, &mut buf);
-    merkle::leaf_hash(&buf)
+    leaf_hash_with(event, &mut Vec::new())
 }
 
 /// Leaf hashes of a segment's events, in stored order.
@@ -76,15 +74,17 @@ pub fn event_leaf_hashes<E: std::borrow::Borrow<StoredEvent>>(events: &[E]) -> V
     let mut head = Vec::new();
     events
         .iter()
-        .map(|e| {
-            let e = e.borrow();
-            head.clear();
-            encode_leaf_head_into(e, &mut head);
-            // The message is hashed where it lies: copying it next to the head first was a
-            // whole extra pass over every record's bytes.
-            sha256_parts(&[&[merkle::LEAF_PREFIX], &head, e.message.as_bytes()])
-        })
+        .map(|e| leaf_hash_with(e.borrow(), &mut head))
         .collect()
+}
+
+/// [`event_leaf_hash`], with `head` as scratch space for the encoding before the message.
+fn leaf_hash_with(event: &StoredEvent, head: &mut Vec<u8>) -> Hash {
+    head.clear();
+    encode_leaf_head_into(event, head);
+    // The message is hashed where it lies: copying it next to the head first was a whole
+    // extra pass over every record's bytes.
+    sha256_parts(&[&[merkle::LEAF_PREFIX], head, event.message.as_bytes()])
 }
 
 /// The Merkle tree over a segment's events.

@@ -838,20 +838,7 @@ impl Vault {
                     new_sealed.push(s.clone());
                 }
             }
-            // The seal time is taken under the lock readers of the segment list hold, so a
-            // digest period that ended before it was read can never miss this segment.
-            let sealed_at_ms = now_ms();
-            for m in &mut metas {
-                m.sealed_at_ms = sealed_at_ms;
-            }
-            self.inner
-                .catalog
-                .commit_seal(intent, &metas, &new_sealed, watermark)?;
-            for m in &metas {
-                if let Some(g) = st.groups.get_mut(&m.group) {
-                    g.segments.push(Arc::new(m.clone()));
-                }
-            }
+            self.commit_segments(&mut st, intent, &mut metas, &new_sealed, watermark)?;
             st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
         }
         self.after_seal_commit(metas, &filters, watermark)
@@ -887,6 +874,33 @@ impl Vault {
             filters.extend(f);
         }
         Ok((intent, metas, filters))
+    }
+
+    /// A seal's commit, with the state's write lock held (`st`): stamps the seal time, commits
+    /// the segments, the streams' rows and the watermark in the catalog (durable), then lists
+    /// the segments for readers. The seal time is taken under the lock readers of the segment
+    /// list hold, so a digest period that ended before it was read can never miss a segment.
+    fn commit_segments(
+        &self,
+        st: &mut State,
+        intent: i64,
+        metas: &mut [SegmentMeta],
+        streams: &[StreamMeta],
+        watermark: u64,
+    ) -> Result<()> {
+        let sealed_at_ms = now_ms();
+        for m in metas.iter_mut() {
+            m.sealed_at_ms = sealed_at_ms;
+        }
+        self.inner
+            .catalog
+            .commit_seal(intent, metas, streams, watermark)?;
+        for m in metas.iter() {
+            if let Some(g) = st.groups.get_mut(&m.group) {
+                g.segments.push(Arc::new(m.clone()));
+            }
+        }
+        Ok(())
     }
 
     /// What follows a seal's catalog commit: drop the WAL files it covered, store the lookup
@@ -978,7 +992,8 @@ impl Vault {
         let watermark = first_seq + count - 1;
         let ingestion_time_ms = now_ms();
 
-        // Number and encode off the async workers, one segment per (group, hour), in parallel.
+        // Number and encode off the async workers: the segments of each (group, hour), in
+        // parallel.
         let (events, encoded) = tokio::task::spawn_blocking(
             move || -> Result<(Vec<Vec<StoredEvent>>, Vec<Encoded>)> {
                 let mut seq = first_seq;
@@ -1067,24 +1082,11 @@ impl Vault {
                 sealed_now.push(sealed);
                 all_now.push(all);
             }
-            // The seal time is taken under the lock readers of the segment list hold (see
-            // `seal_tail`).
-            let sealed_at_ms = now_ms();
-            for m in &mut metas {
-                m.sealed_at_ms = sealed_at_ms;
-            }
-            self.inner
-                .catalog
-                .commit_seal(intent, &metas, &sealed_now, watermark)?;
+            self.commit_segments(&mut st, intent, &mut metas, &sealed_now, watermark)?;
             for (sealed, all) in sealed_now.into_iter().zip(all_now) {
                 if let Some(g) = st.groups.get_mut(&sealed.group) {
                     g.sealed_streams.insert(sealed.name.clone(), sealed);
                     g.streams.insert(all.name.clone(), all);
-                }
-            }
-            for m in &metas {
-                if let Some(g) = st.groups.get_mut(&m.group) {
-                    g.segments.push(Arc::new(m.clone()));
                 }
             }
         }
