@@ -817,7 +817,7 @@ impl Vault {
             let mut st = self.write_state();
             let mut new_sealed: Vec<StreamMeta> = Vec::new();
             for group in frozen.groups() {
-                let Some(g) = st.groups.get_mut(group) else {
+                let Some(g) = st.groups.get(group) else {
                     continue;
                 };
                 let mut per_stream: BTreeMap<&str, Vec<&StoredEvent>> = BTreeMap::new();
@@ -825,20 +825,28 @@ impl Vault {
                     per_stream.entry(e.stream.as_str()).or_default().push(e);
                 }
                 for (stream, events) in per_stream {
-                    let s = g
-                        .sealed_streams
-                        .entry(stream.to_string())
-                        .or_insert_with(|| StreamMeta {
-                            group: group.to_string(),
-                            name: stream.to_string(),
-                            created_ms: now_ms(),
-                            ..StreamMeta::default()
-                        });
-                    add_events_to_stats(s, events.into_iter());
-                    new_sealed.push(s.clone());
+                    // Copies until the commit succeeds: a failed commit leaves the snapshot
+                    // as it was, and the retried seal does not count the events twice.
+                    let mut s =
+                        g.sealed_streams
+                            .get(stream)
+                            .cloned()
+                            .unwrap_or_else(|| StreamMeta {
+                                group: group.to_string(),
+                                name: stream.to_string(),
+                                created_ms: now_ms(),
+                                ..StreamMeta::default()
+                            });
+                    add_events_to_stats(&mut s, events.into_iter());
+                    new_sealed.push(s);
                 }
             }
             self.commit_segments(&mut st, intent, &mut metas, &new_sealed, watermark)?;
+            for s in new_sealed {
+                if let Some(g) = st.groups.get_mut(&s.group) {
+                    g.sealed_streams.insert(s.name.clone(), s);
+                }
+            }
             st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
         }
         self.after_seal_commit(metas, &filters, watermark)
