@@ -22,8 +22,8 @@
 //!   segments synced and the catalog transaction that also holds its ledger entry committed).
 //! - Memory is bounded per file by `--max-decompressed-bytes`, and the number of files in
 //!   flight by `2 × --jobs` being parsed or queued plus [`WRITERS_MAX`] being written, plus,
-//!   embedded, the files staged for the next seal (about the vault's `seal_bytes` of
-//!   records).
+//!   embedded, the files staged for the next seal and those of the [`sink::SEALS_IN_FLIGHT`]
+//!   seals under way (each about the vault's `seal_bytes` of records).
 
 pub mod decode;
 pub mod generate;

@@ -36,6 +36,8 @@ const REQUEST_BYTES_TARGET: usize = 6 * 1024 * 1024;
 const PUT_ATTEMPTS_MAX: u32 = 6;
 /// Completed files recorded in the ledger per write, through the API.
 const LEDGER_FLUSH_ENTRIES: usize = 256;
+/// Embedded: seals of staged files in flight at once (see [`Vault::seal_imported`]).
+pub const SEALS_IN_FLIGHT: usize = 2;
 
 // One sink exists per run, so the size of the larger variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -48,8 +50,9 @@ pub enum Sink {
         streams: tokio::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
         /// Files written but not yet sealed (see [`Sink::write_file`]).
         staged: Mutex<Staged>,
-        /// Held while staged files are sealed: one seal at a time, in staging order.
-        sealing: tokio::sync::Mutex<()>,
+        /// A permit per seal in flight: [`SEALS_IN_FLIGHT`] at once, so one encodes while the
+        /// one before writes and commits (the vault keeps their commits in order).
+        sealing: tokio::sync::Semaphore,
     },
     Api {
         client: LogsClient,
@@ -143,7 +146,7 @@ impl Sink {
             groups: Mutex::new(HashSet::new()),
             streams: tokio::sync::Mutex::new(HashMap::new()),
             staged: Mutex::new(Staged::default()),
-            sealing: tokio::sync::Mutex::new(()),
+            sealing: tokio::sync::Semaphore::new(SEALS_IN_FLIGHT),
         }
     }
 
@@ -347,7 +350,8 @@ impl Sink {
 
     /// Seals the staged files and their ledger entries in one commit; unless `all`, only when
     /// they are still over the threshold once this call's turn comes (another call may have
-    /// sealed them meanwhile).
+    /// sealed them meanwhile). With `all`, waits for the seals in flight too, so everything
+    /// written before is recorded when this returns.
     async fn seal_staged(&self, all: bool) -> anyhow::Result<()> {
         let Sink::Embedded {
             vault,
@@ -359,7 +363,11 @@ impl Sink {
         else {
             bail!("seal_staged on an api sink");
         };
-        let _turn = sealing.lock().await;
+        let permits = if all { SEALS_IN_FLIGHT as u32 } else { 1 };
+        let _turn = sealing
+            .acquire_many(permits)
+            .await
+            .context("the import's seal permits were closed")?;
         let Staged {
             mut streams,
             ledger,

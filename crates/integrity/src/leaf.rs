@@ -47,7 +47,7 @@ fn encode_leaf_head_into(event: &StoredEvent, out: &mut Vec<u8>) {
         out.extend_from_slice(b);
     }
     out.push(LEAF_FORMAT_VERSION);
-    bytes(out, event.event_id().as_bytes());
+    bytes(out, &trailvault_model::event_id_digits(event.seq));
     out.extend_from_slice(&event.timestamp_ms.to_be_bytes());
     out.extend_from_slice(&event.ingestion_time_ms.to_be_bytes());
     bytes(out, event.group.as_bytes());

@@ -34,6 +34,18 @@ pub fn event_id_from_seq(seq: u64) -> String {
     format!("{seq:020}")
 }
 
+/// The bytes of [`event_id_from_seq`] without allocating (hashing a leaf needs them for
+/// every event).
+pub fn event_id_digits(seq: u64) -> [u8; 20] {
+    let mut digits = [b'0'; 20];
+    let mut rest = seq;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    digits
+}
+
 /// Inverse of [`event_id_from_seq`]; `None` for anything that is not an event id of ours.
 pub fn seq_from_event_id(id: &str) -> Option<u64> {
     if id.len() != 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
@@ -48,8 +60,9 @@ mod tests {
 
     #[test]
     fn event_id_round_trips() {
-        for seq in [0, 1, 42, u64::MAX] {
+        for seq in [0, 1, 42, 9_999_999_999, u64::MAX] {
             assert_eq!(seq_from_event_id(&event_id_from_seq(seq)), Some(seq));
+            assert_eq!(&event_id_digits(seq), event_id_from_seq(seq).as_bytes());
         }
         assert_eq!(seq_from_event_id("12"), None);
         assert_eq!(seq_from_event_id("0000000000000000000x"), None);

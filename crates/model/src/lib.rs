@@ -7,5 +7,5 @@ mod event;
 pub mod limits;
 mod normalized;
 
-pub use event::{event_id_from_seq, seq_from_event_id, StoredEvent};
+pub use event::{event_id_digits, event_id_from_seq, seq_from_event_id, StoredEvent};
 pub use normalized::{Activity, Normalized, Outcome, Resource};

@@ -215,7 +215,12 @@ struct Inner {
     state: RwLock<State>,
     writer: SyncSender<WriterMsg>,
     cache: SegmentCache,
+    /// Seals take turns to reserve sequence numbers and encode.
     seal_lock: tokio::sync::Mutex<()>,
+    /// ... and to write and commit, in the same order: a seal takes this before it releases
+    /// `seal_lock`. An import's seal releases `seal_lock` once encoded, so the next seal
+    /// encodes while this one writes, syncs and commits (both cores stay busy).
+    commit_lock: tokio::sync::Mutex<()>,
     _lock_file: File,
 }
 
@@ -407,6 +412,7 @@ impl Vault {
             state,
             writer: tx,
             seal_lock: tokio::sync::Mutex::new(()),
+            commit_lock: tokio::sync::Mutex::new(()),
             _lock_file: lock_file,
         });
         let weak = Arc::downgrade(&inner);
@@ -810,6 +816,8 @@ impl Vault {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
+        // After any import seal still committing (see `commit_lock`).
+        let _commit_turn = self.inner.commit_lock.lock().await;
         let (intent, mut metas, filters) = self.put_segments(encoded).await?;
 
         // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
@@ -952,6 +960,9 @@ impl Vault {
     /// Sequence numbers come from the WAL writer, like every other write's, and only while
     /// the tail is empty (a non-empty tail is sealed first), so sealed segments keep holding
     /// only seqs below every tail seq and the watermark can advance past the new segments.
+    ///
+    /// Calls may overlap: one encodes while the one before writes, syncs and commits; the
+    /// commits keep the order in which the calls reserved their numbers.
     pub async fn seal_imported(&self, streams: Vec<ImportedStream>) -> Result<SealReport> {
         let mut streams: Vec<ImportedStream> = streams
             .into_iter()
@@ -973,7 +984,7 @@ impl Vault {
             }
         }
         let count: u64 = streams.iter().map(|s| s.events.len() as u64).sum();
-        let _guard = self.inner.seal_lock.lock().await;
+        let seal_turn = self.inner.seal_lock.lock().await;
         let mut first_seq = None;
         for _ in 0..SEAL_IMPORTED_ATTEMPTS_MAX {
             let (reply, rx) = oneshot::channel();
@@ -1058,6 +1069,10 @@ impl Vault {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
 
+        // Commits keep the order of the reservations: the turn to commit is taken before the
+        // next seal may reserve and encode.
+        let _commit_turn = self.inner.commit_lock.lock().await;
+        drop(seal_turn);
         let (intent, mut metas, filters) = self.put_segments(encoded).await?;
         // Commit: catalog first (durable), then the in-memory snapshot, atomically for readers.
         {

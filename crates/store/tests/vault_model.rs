@@ -451,3 +451,108 @@ async fn an_import_creates_its_streams_and_cuts_large_hours() {
     want.sort();
     assert_eq!(seen, want);
 }
+
+/// Import seals overlap (one encodes while the one before writes and commits) and race the
+/// tail's seal, yet commit in the order they reserved their sequence numbers: the segment
+/// list (commit order) is the catalog's load order, sequence numbers are contiguous and
+/// used once, and a restart changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_import_seals_commit_in_reservation_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open(dir.path()).await;
+    vault.create_log_group(group_meta("imported")).unwrap();
+    vault.create_log_stream("imported", "live").unwrap();
+    // Big seals (many segments to write) followed by small ones (quick to encode, write and
+    // commit): without the commit order, a small one would overtake the big one before it.
+    let files = 6usize;
+    let size = |f: usize| if f.is_multiple_of(2) { 2_000usize } else { 1 };
+    let hour = 3_600_000i64;
+    let mut tasks = Vec::new();
+    for f in 0..files {
+        let vault = vault.clone();
+        tasks.push(tokio::spawn(async move {
+            let events = (0..size(f))
+                .map(|i| InputEvent {
+                    // A big seal spans 200 hours: 200 segment files to write and sync.
+                    timestamp_ms: 1_600_000_000_000 + (i as i64 % 200) * hour + i as i64,
+                    message: format!("file {f} record {i}"),
+                    normalized: None,
+                })
+                .collect();
+            vault
+                .seal_imported(vec![ImportedStream {
+                    group: "imported".into(),
+                    stream: format!("file-{f}"),
+                    events,
+                }])
+                .await
+                .map(|r| r.events)
+        }));
+    }
+    let live = {
+        let vault = vault.clone();
+        tokio::spawn(async move {
+            for round in 0..4 {
+                let events = (0..50)
+                    .map(|i| InputEvent {
+                        timestamp_ms: trailvault_store::now_ms() - 1_000 + i,
+                        message: format!("live {round} {i}"),
+                        normalized: None,
+                    })
+                    .collect();
+                vault
+                    .put_log_events(
+                        "imported",
+                        "live",
+                        events,
+                        PutOptions::api(trailvault_store::now_ms()),
+                    )
+                    .await
+                    .unwrap();
+                vault.seal_now().await.unwrap();
+            }
+        })
+    };
+    for (f, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap() as usize, size(f));
+    }
+    live.await.unwrap();
+    vault.seal_now().await.unwrap();
+
+    let listed = vault.segments("imported").unwrap();
+    let order: Vec<(u64, String)> = listed
+        .iter()
+        .map(|m| (m.first_seq, m.key.clone()))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "segments committed out of reservation order");
+    let mut seqs: Vec<u64> = Vec::new();
+    for meta in &listed {
+        seqs.extend(
+            vault
+                .segment_events(meta)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq),
+        );
+    }
+    seqs.sort_unstable();
+    let total = (0..files).map(size).sum::<usize>() + 4 * 50;
+    assert_eq!(seqs.len(), total);
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "sequence numbers are contiguous and used once"
+    );
+    drop(vault);
+
+    let vault = open(dir.path()).await;
+    let reloaded: Vec<(u64, String)> = vault
+        .segments("imported")
+        .unwrap()
+        .iter()
+        .map(|m| (m.first_seq, m.key.clone()))
+        .collect();
+    assert_eq!(reloaded, order);
+}

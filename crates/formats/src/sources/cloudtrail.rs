@@ -152,7 +152,119 @@ fn reject_tail(
 }
 
 /// Parses a CloudTrail log file. A digest file given here is recognised and skipped.
+///
+/// A file of the shape CloudTrail writes, `{"Records":[…]}` with nothing else, well formed,
+/// is read in one pass ([`parse_in_one_pass`]); anything else takes [`parse_general`]. Both
+/// give the same output (tested, and fuzzed by `parse_cloudtrail`).
 pub fn parse(input: &[u8]) -> ParseOutput {
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return ParseOutput::default();
+    }
+    parse_in_one_pass(input).unwrap_or_else(|| parse_general(input))
+}
+
+fn skip_ws(input: &[u8], mut pos: usize) -> usize {
+    while pos < input.len() && matches!(input[pos], b' ' | b'\t' | b'\r' | b'\n') {
+        pos += 1;
+    }
+    pos
+}
+
+/// `input[pos..]` starts with `token`, after optional whitespace: the position after it.
+fn expect(input: &[u8], pos: usize, token: &[u8]) -> Option<usize> {
+    let pos = skip_ws(input, pos);
+    input[pos..].starts_with(token).then_some(pos + token.len())
+}
+
+/// The common shape in one pass: each record is deserialized straight from the file into
+/// the typed view the normalizer reads, and its span is where that deserializer stopped, so
+/// the record's bytes are scanned once instead of once for the span and again for the
+/// fields. `None` as soon as anything differs from a well-formed `{"Records":[…]}` (another
+/// top-level member, a syntax error, invalid UTF-8): [`parse_general`] then reads the file
+/// and words the rejections.
+fn parse_in_one_pass(input: &[u8]) -> Option<ParseOutput> {
+    let mut pos = expect(input, 0, b"{")?;
+    pos = expect(input, pos, b"\"Records\"")?;
+    pos = expect(input, pos, b":")?;
+    pos = expect(input, pos, b"[")?;
+    let mut out = ParseOutput::default();
+    let mut lines = LineCounter::new(input);
+    pos = skip_ws(input, pos);
+    if input.get(pos) == Some(&b']') {
+        pos += 1;
+    } else {
+        loop {
+            let start = pos;
+            let rest = &input[start..];
+            let mut typed = serde_json::Deserializer::from_slice(rest).into_iter::<fast::Event>();
+            let record = match typed.next()? {
+                Ok(event) => {
+                    let end = start + typed.byte_offset();
+                    // Members the typed view skips were not checked for UTF-8.
+                    let raw = std::str::from_utf8(&input[start..end]).ok()?;
+                    let line = lines.line_at(start);
+                    Some((
+                        raw,
+                        line,
+                        checked_size(raw).and_then(|()| event.normalize()),
+                    ))
+                }
+                Err(_) => None,
+            };
+            let (raw, line, normalized) = match record {
+                Some(r) => r,
+                // Not the typed shape (a member of an unexpected type, not an object): the
+                // record's span, then the same tolerant path the general parser takes.
+                None => {
+                    let mut raws =
+                        serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
+                    let raw = raws.next()?.ok()?.get();
+                    let line = lines.line_at(start);
+                    (
+                        raw,
+                        line,
+                        checked_size(raw).and_then(|()| normalize_str(raw)),
+                    )
+                }
+            };
+            match normalized {
+                Ok(normalized) => out.records.push(ParsedRecord {
+                    raw: raw.to_owned(),
+                    offset: start as u64,
+                    line,
+                    normalized,
+                }),
+                Err(reason) => out.rejections.push(Rejection {
+                    offset: start as u64,
+                    line,
+                    reason,
+                    raw: raw.as_bytes().to_vec(),
+                }),
+            }
+            pos = skip_ws(input, start + raw.len());
+            match input.get(pos) {
+                Some(b',') => {
+                    pos = skip_ws(input, pos + 1);
+                    if input.get(pos) == Some(&b']') {
+                        return None;
+                    }
+                }
+                Some(b']') => {
+                    pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    pos = expect(input, pos, b"}")?;
+    (skip_ws(input, pos) == input.len()).then_some(out)
+}
+
+/// Parses a CloudTrail log file of any shape: the records' spans first, then each record.
+/// Words every error: a file that stops in the middle keeps the records before the break.
+/// Public so tests and fuzzing can hold [`parse`]'s one-pass path to it.
+pub fn parse_general(input: &[u8]) -> ParseOutput {
     let mut out = ParseOutput::default();
     if input.iter().all(u8::is_ascii_whitespace) {
         return out;
@@ -239,13 +351,18 @@ pub fn parse_digest(input: &[u8]) -> ParseOutput {
     out
 }
 
-fn record(raw: &str, offset: u64, line: u64) -> Result<ParsedRecord, String> {
+fn checked_size(raw: &str) -> Result<(), String> {
     if raw.len() > RECORD_BYTES_MAX {
         return Err(format!(
             "cloudtrail record is {} bytes, larger than the limit of {RECORD_BYTES_MAX}",
             raw.len()
         ));
     }
+    Ok(())
+}
+
+fn record(raw: &str, offset: u64, line: u64) -> Result<ParsedRecord, String> {
+    checked_size(raw)?;
     Ok(ParsedRecord {
         raw: raw.to_owned(),
         offset,
@@ -730,6 +847,26 @@ mod tests {
         assert_eq!(r.normalized.activity, Some(Activity::Delete));
         assert_eq!(r.normalized.outcome, Some(Outcome::Failure));
         assert_eq!(out.records[0].normalized.activity, Some(Activity::Read));
+    }
+
+    #[test]
+    fn the_common_shape_takes_the_one_pass_path() {
+        let input = br#" { "Records" : [ {"eventTime":"2020-01-01T00:00:00Z"},
+            {"eventTime":"2020-01-01T00:00:01Z","eventName":7} , 3 ] }
+"#;
+        let out = parse_in_one_pass(input).expect("one pass");
+        assert_eq!((out.records.len(), out.rejections.len()), (2, 1));
+        assert_eq!(out, parse_general(input));
+        assert!(parse_in_one_pass(br#"{"Records":[]}"#).is_some());
+        for other in [
+            &br#"{"Records":[{"eventTime":"2020-01-01T00:00:00Z"},]}"#[..],
+            br#"{"Records":[],"digestStartTime":"x"}"#,
+            br#"{"x":1,"Records":[]}"#,
+            br#"{"Records":[{"eventTime":"2020-01-01T00:00:00Z"}]} junk"#,
+            b"{\"Records\":[{\"eventTime\":\"2020-01-01T00:00:00Z\",\"k\":\"\xff\"}]}",
+        ] {
+            assert!(parse_in_one_pass(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]
