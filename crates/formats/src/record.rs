@@ -10,7 +10,9 @@ pub struct ParsedRecord {
     pub offset: u64,
     /// 1-based line number where the record starts.
     pub line: u64,
-    pub normalized: Normalized,
+    /// Boxed: records move from the parser's list into the store's events, and a pointer
+    /// moves cheaper than the whole normalized form (its vector grows by copying).
+    pub normalized: Box<Normalized>,
 }
 
 /// A record the parser could not read. Kept with its raw bytes so nothing is silently dropped.

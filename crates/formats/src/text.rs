@@ -345,7 +345,7 @@ pub(crate) fn line_record(line: &Line<'_>, raw: &str, normalized: Normalized) ->
         raw: raw.to_owned(),
         offset: line.offset,
         line: line.number,
-        normalized,
+        normalized: Box::new(normalized),
     }
 }
 

@@ -482,7 +482,7 @@ fn cloudtrail_digest_parsed_as_a_log_is_skipped() {
 fn cloudtrail_fixture_normalization() {
     let input = std::fs::read(fixtures().join("cloudtrail/cloudtrail_log.json")).unwrap();
     let out = parse(Format::Cloudtrail, &input);
-    let n: Vec<&Normalized> = out.records.iter().map(|r| &r.normalized).collect();
+    let n: Vec<&Normalized> = out.records.iter().map(|r| &*r.normalized).collect();
     use trailvault_model::{Activity, Outcome};
     assert_eq!(n[0].activity, Some(Activity::Create));
     assert_eq!(n[0].actor_user_name.as_deref(), Some("Mateo"));

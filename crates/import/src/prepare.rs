@@ -158,7 +158,7 @@ pub fn prepare(source: &Source, file: &SourceFile, opts: &PrepareOptions) -> Pre
         events.push(InputEvent {
             timestamp_ms: ts,
             message: rec.raw,
-            normalized: Some(Box::new(rec.normalized)),
+            normalized: Some(rec.normalized),
         });
     }
     quarantine.sort_by_key(|(offset, _)| *offset);

@@ -80,7 +80,7 @@ async fn imports_through_the_api_resumes_and_is_idempotent() {
         .map(|r| trailvault_store::InputEvent {
             timestamp_ms: r.normalized.time_ms.unwrap(),
             message: r.raw.clone(),
-            normalized: Some(Box::new(r.normalized.clone())),
+            normalized: Some(r.normalized.clone()),
         })
         .collect();
     let _ = vault.create_log_group(trailvault_store::LogGroupMeta {

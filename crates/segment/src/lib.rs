@@ -259,8 +259,11 @@ fn to_batch<E: Borrow<StoredEvent>>(
 ) -> Result<RecordBatch, SegmentError> {
     let n = events.len();
     let mut seq = UInt64Builder::with_capacity(n);
-    let mut group = StringBuilder::new();
-    let mut stream = StringBuilder::new();
+    // Builders sized up front: growing one copies its values again.
+    let mut group =
+        StringBuilder::with_capacity(n, events.iter().map(|e| e.borrow().group.len()).sum());
+    let mut stream =
+        StringBuilder::with_capacity(n, events.iter().map(|e| e.borrow().stream.len()).sum());
     let mut ts = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut ingest = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut message =
@@ -288,7 +291,8 @@ fn to_batch<E: Borrow<StoredEvent>>(
     // Borrowed, not cloned: one allocation per value and column adds up to tens of millions
     // for a large import.
     let text = |f: &dyn Fn(&Normalized) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::new();
+        let bytes = norm.iter().map(|x| x.and_then(f).map_or(0, str::len)).sum();
+        let mut b = StringBuilder::with_capacity(n, bytes);
         for n in &norm {
             b.append_option(n.and_then(f));
         }

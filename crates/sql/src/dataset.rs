@@ -791,7 +791,7 @@ pub async fn generate(vault: &Vault, spec: &DatasetSpec) -> Result<DatasetSummar
                     InputEvent {
                         timestamp_ms: n.time_ms.unwrap_or(spec.start_ms),
                         message: r.raw,
-                        normalized: Some(Box::new(n)),
+                        normalized: Some(n),
                     }
                 })
                 .collect();

@@ -142,7 +142,7 @@ fn parse_plain(input: &[u8]) -> ParseOutput {
                     raw: message,
                     offset: ev_offset,
                     line: ev_line,
-                    normalized,
+                    normalized: Box::new(normalized),
                 }),
                 Err(reason) => out.rejections.push(Rejection {
                     offset: ev_offset,

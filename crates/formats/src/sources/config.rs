@@ -111,7 +111,7 @@ fn one_record(
             raw: raw.get().to_owned(),
             offset,
             line,
-            normalized,
+            normalized: Box::new(normalized),
         }),
         Err(reason) => reject_value(out, raw, offset, line, reason),
     }

@@ -126,7 +126,7 @@ impl Rows<'_> {
                 raw,
                 offset: start as u64,
                 line,
-                normalized,
+                normalized: Box::new(normalized),
             }),
             Some(Err(reason)) => out.rejections.push(Rejection {
                 offset: start as u64,

@@ -75,7 +75,7 @@ pub(crate) fn line_record(line: &Line<'_>, raw: &str, normalized: Normalized) ->
         raw: raw.to_owned(),
         offset: line.offset,
         line: line.number,
-        normalized,
+        normalized: Box::new(normalized),
     }
 }
 
@@ -785,7 +785,7 @@ fn windows_json_value(raw: &RawValue, offset: u64, line: u64, out: &mut ParseOut
             raw: raw.get().to_owned(),
             offset,
             line,
-            normalized,
+            normalized: Box::new(normalized),
         }),
         Err(reason) => reject_value(out, raw, offset, line, reason),
     }
@@ -1045,7 +1045,7 @@ fn windows_xml(input: &[u8], out: &mut ParseOutput) {
                         raw: raw.to_owned(),
                         offset: start as u64,
                         line,
-                        normalized,
+                        normalized: Box::new(normalized),
                     }),
                     Err(reason) => out.rejections.push(Rejection {
                         offset: start as u64,

@@ -48,11 +48,11 @@ pub fn parse(input: &[u8]) -> ParseOutput {
                     raw: raw.get().to_owned(),
                     offset,
                     line,
-                    normalized: Normalized {
+                    normalized: Box::new(Normalized {
                         source: "json-lines".into(),
                         time_ms,
                         ..Normalized::default()
-                    },
+                    }),
                 });
             }
             Err(e) => reject_value(out, raw, offset, line, format!("malformed json: {e}")),

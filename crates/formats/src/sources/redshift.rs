@@ -364,7 +364,7 @@ fn finish_span(
             raw: raw.to_owned(),
             offset: span.first.offset,
             line: span.first.number,
-            normalized,
+            normalized: Box::new(normalized),
         }),
         Err(reason) => out.rejections.push(Rejection {
             offset: span.first.offset,

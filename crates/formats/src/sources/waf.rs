@@ -20,7 +20,7 @@ pub fn parse(input: &[u8]) -> ParseOutput {
                 raw: raw.get().to_owned(),
                 offset,
                 line,
-                normalized,
+                normalized: Box::new(normalized),
             }),
             Err(reason) => reject_value(out, raw, offset, line, reason),
         }

@@ -1,6 +1,7 @@
 //! Parse + normalize throughput per format, single-threaded (so the figure is per core):
 //! `parse-throughput [FIXTURES_DIR] [--mb 50]`. Each sample is repeated until about `--mb`
-//! megabytes were parsed; the median of 5 runs is printed as MB/s.
+//! megabytes were parsed; the median of 5 runs is printed as MB/s. Runs with the allocator
+//! `trailvault` itself uses.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,6 +9,10 @@ use std::time::Instant;
 use clap::Parser;
 use trailvault_formats::{parse, Format};
 use trailvault_import::generate::{cloudtrail_file, Rng};
+
+// The allocator `trailvault` runs with: a parser's allocations are part of its cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 struct Args {

@@ -114,7 +114,7 @@ fn parsed_inputs(format: Format, text: &str) -> Vec<InputEvent> {
             InputEvent {
                 timestamp_ms: n.time_ms.expect("a record with a time"),
                 message: r.raw,
-                normalized: Some(Box::new(n)),
+                normalized: Some(n),
             }
         })
         .collect()
