@@ -55,6 +55,31 @@ impl ParsedRecord {
 }
 
 impl ParseOutput {
+    /// Keeps `raw` (at byte `offset`, starting on `line`) as a record with its normalized
+    /// form, or, when normalizing it failed, as a rejection with the reason and its bytes.
+    pub fn keep(
+        &mut self,
+        raw: &str,
+        offset: u64,
+        line: u64,
+        normalized: Result<Normalized, String>,
+    ) {
+        match normalized {
+            Ok(normalized) => self.records.push(ParsedRecord {
+                raw: raw.to_owned(),
+                offset,
+                line,
+                normalized: Box::new(normalized),
+            }),
+            Err(reason) => self.rejections.push(Rejection {
+                offset,
+                line,
+                reason,
+                raw: raw.as_bytes().to_vec(),
+            }),
+        }
+    }
+
     /// Records read from the input: stored plus rejected (skipped lines are not records).
     pub fn records_read(&self) -> u64 {
         (self.records.len() + self.rejections.len()) as u64

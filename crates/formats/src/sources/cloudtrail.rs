@@ -228,20 +228,7 @@ fn parse_in_one_pass(input: &[u8]) -> Option<ParseOutput> {
                     )
                 }
             };
-            match normalized {
-                Ok(normalized) => out.records.push(ParsedRecord {
-                    raw: raw.to_owned(),
-                    offset: start as u64,
-                    line,
-                    normalized: Box::new(normalized),
-                }),
-                Err(reason) => out.rejections.push(Rejection {
-                    offset: start as u64,
-                    line,
-                    reason,
-                    raw: raw.as_bytes().to_vec(),
-                }),
-            }
+            out.keep(raw, start as u64, line, normalized);
             pos = skip_ws(input, start + raw.len());
             match input.get(pos) {
                 Some(b',') => {

@@ -24,7 +24,7 @@ use trailvault_model::{Activity, Normalized, Resource};
 
 use crate::json::{for_each_value, offset_in, reject_value, LineCounter};
 use crate::text::parse_iso8601_ms;
-use crate::{ParseOutput, ParsedRecord};
+use crate::ParseOutput;
 
 /// The `service` every Config record is normalized with.
 pub const SERVICE: &str = "config.amazonaws.com";
@@ -106,15 +106,7 @@ fn one_record(
         Ok(_) => Err("expected a json object, found another json value".into()),
         Err(e) => Err(format!("malformed json: {e}")),
     };
-    match result {
-        Ok(normalized) => out.records.push(ParsedRecord {
-            raw: raw.get().to_owned(),
-            offset,
-            line,
-            normalized: Box::new(normalized),
-        }),
-        Err(reason) => reject_value(out, raw, offset, line, reason),
-    }
+    out.keep(raw.get(), offset, line, result);
 }
 
 fn str_member<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v str> {

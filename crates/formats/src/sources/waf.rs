@@ -6,7 +6,7 @@ use serde_json::Value;
 use trailvault_model::{Normalized, Outcome, Resource};
 
 use crate::json::{for_each_value, i64_of, nonempty, owned, reject_value, str_of};
-use crate::{activity_from_http_method, ParseOutput, ParsedRecord};
+use crate::{activity_from_http_method, ParseOutput};
 
 pub fn parse(input: &[u8]) -> ParseOutput {
     let mut out = ParseOutput::default();
@@ -15,15 +15,7 @@ pub fn parse(input: &[u8]) -> ParseOutput {
             Ok(v) => v,
             Err(e) => return reject_value(out, raw, offset, line, format!("malformed json: {e}")),
         };
-        match normalize(&value) {
-            Ok(normalized) => out.records.push(ParsedRecord {
-                raw: raw.get().to_owned(),
-                offset,
-                line,
-                normalized: Box::new(normalized),
-            }),
-            Err(reason) => reject_value(out, raw, offset, line, reason),
-        }
+        out.keep(raw.get(), offset, line, normalize(&value));
     });
     out
 }
