@@ -43,7 +43,7 @@ pub(crate) fn offset_in(outer: &[u8], inner: &str) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
 }
 
-fn skip_ws(input: &[u8], mut pos: usize) -> usize {
+pub(crate) fn skip_ws(input: &[u8], mut pos: usize) -> usize {
     while pos < input.len() && matches!(input[pos], b' ' | b'\t' | b'\r' | b'\n') {
         pos += 1;
     }

@@ -31,7 +31,10 @@ impl StoredEvent {
 /// Event ids are the zero-padded decimal sequence number, so they sort like the sequence
 /// and survive every copy of the data without a lookup table.
 pub fn event_id_from_seq(seq: u64) -> String {
-    format!("{seq:020}")
+    event_id_digits(seq)
+        .iter()
+        .map(|&d| char::from(d))
+        .collect()
 }
 
 /// The bytes of [`event_id_from_seq`] without allocating (hashing a leaf needs them for

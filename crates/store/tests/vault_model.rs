@@ -44,6 +44,24 @@ fn group_meta(name: &str) -> LogGroupMeta {
     }
 }
 
+/// An event without a normalized form.
+fn plain(timestamp_ms: i64, message: impl Into<String>) -> InputEvent {
+    InputEvent {
+        timestamp_ms,
+        message: message.into(),
+        normalized: None,
+    }
+}
+
+/// One stream's events for `Vault::seal_imported` into group `imported`.
+fn imported(stream: impl Into<String>, events: Vec<InputEvent>) -> Vec<ImportedStream> {
+    vec![ImportedStream {
+        group: "imported".into(),
+        stream: stream.into(),
+        events,
+    }]
+}
+
 async fn open(dir: &std::path::Path) -> Vault {
     let mut cfg = VaultConfig::new(dir);
     cfg.seal_age = std::time::Duration::from_secs(3600);
@@ -73,12 +91,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             (0..count)
                 .map(|i| {
                     n += 1;
-                    InputEvent {
-                        // Deliberately out of order across batches (and hours).
-                        timestamp_ms: base + (n * 7919) % 5000 + i as i64 + (n % 3) * 3_600_000,
-                        message: format!("event {n} of stream {stream}"),
-                        normalized: None,
-                    }
+                    // Deliberately out of order across batches (and hours).
+                    plain(
+                        base + (n * 7919) % 5000 + i as i64 + (n % 3) * 3_600_000,
+                        format!("event {n} of stream {stream}"),
+                    )
                 })
                 .collect()
         };
@@ -219,11 +236,7 @@ async fn deleting_a_group_that_holds_events_is_refused() {
     let vault = open(dir.path()).await;
     vault.create_log_group(group_meta("g")).unwrap();
     vault.create_log_stream("g", "s").unwrap();
-    let ev = vec![InputEvent {
-        timestamp_ms: trailvault_store::now_ms(),
-        message: "x".into(),
-        normalized: None,
-    }];
+    let ev = vec![plain(trailvault_store::now_ms(), "x")];
     vault
         .put_log_events("g", "s", ev, PutOptions::api(trailvault_store::now_ms()))
         .await
@@ -253,11 +266,7 @@ async fn cloudwatch_rules_skip_old_and_new_events_and_report_them() {
     vault.create_log_stream("g", "s").unwrap();
     let now = trailvault_store::now_ms();
     let day = 86_400_000;
-    let mk = |ts: i64| InputEvent {
-        timestamp_ms: ts,
-        message: format!("at {ts}"),
-        normalized: None,
-    };
+    let mk = |ts: i64| plain(ts, format!("at {ts}"));
     let out = vault
         .put_log_events(
             "g",
@@ -282,22 +291,14 @@ async fn cloudwatch_rules_skip_old_and_new_events_and_report_them() {
             .await,
         Err(StoreError::InvalidParameter(_))
     ));
-    let big = vec![InputEvent {
-        timestamp_ms: now,
-        message: "x".repeat(262_144 - 26 + 1),
-        normalized: None,
-    }];
+    let big = vec![plain(now, "x".repeat(262_144 - 26 + 1))];
     assert!(matches!(
         vault
             .put_log_events("g", "s", big, PutOptions::api(now))
             .await,
         Err(StoreError::InvalidParameter(_))
     ));
-    let exact = vec![InputEvent {
-        timestamp_ms: now,
-        message: "x".repeat(262_144 - 26),
-        normalized: None,
-    }];
+    let exact = vec![plain(now, "x".repeat(262_144 - 26))];
     vault
         .put_log_events("g", "s", exact, PutOptions::api(now))
         .await
@@ -320,11 +321,7 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
         vault.create_log_stream("imported", "file-1").unwrap();
         let hour = 3_600_000i64;
         let events: Vec<InputEvent> = (0..50)
-            .map(|i| InputEvent {
-                timestamp_ms: 1_600_000_000_000 + i * hour / 10,
-                message: format!("record {i}"),
-                normalized: None,
-            })
+            .map(|i| plain(1_600_000_000_000 + i * hour / 10, format!("record {i}")))
             .collect();
         let opts = PutOptions::import(trailvault_store::now_ms());
         vault
@@ -338,18 +335,15 @@ fn sealed_segments_carry_the_merkle_root_of_their_events() {
         );
         vault.create_log_stream("imported", "file-2").unwrap();
         let events: Vec<InputEvent> = (0..50)
-            .map(|i| InputEvent {
-                timestamp_ms: 1_600_000_000_000 + i * hour / 10,
-                message: format!("record {i} of file 2"),
-                normalized: None,
+            .map(|i| {
+                plain(
+                    1_600_000_000_000 + i * hour / 10,
+                    format!("record {i} of file 2"),
+                )
             })
             .collect();
         let report = vault
-            .seal_imported(vec![ImportedStream {
-                group: "imported".into(),
-                stream: "file-2".into(),
-                events,
-            }])
+            .seal_imported(imported("file-2", events))
             .await
             .unwrap();
         assert!(
@@ -389,15 +383,7 @@ async fn an_import_creates_its_streams_and_cuts_large_hours() {
     let vault = open(dir.path()).await;
     vault.create_log_group(group_meta("imported")).unwrap();
     let bad = vault
-        .seal_imported(vec![ImportedStream {
-            group: "imported".into(),
-            stream: "a:b".into(),
-            events: vec![InputEvent {
-                timestamp_ms: 1_600_000_000_000,
-                message: "x".into(),
-                normalized: None,
-            }],
-        }])
+        .seal_imported(imported("a:b", vec![plain(1_600_000_000_000, "x")]))
         .await;
     assert!(
         matches!(bad, Err(StoreError::InvalidParameter(_))),
@@ -407,19 +393,16 @@ async fn an_import_creates_its_streams_and_cuts_large_hours() {
 
     let n = 40_000usize;
     let events: Vec<InputEvent> = (0..n)
-        .map(|i| InputEvent {
+        .map(|i| {
             // All within one hour.
-            timestamp_ms: 1_600_000_000_000 + (i as i64 % 3_000_000),
-            message: format!("record {i}"),
-            normalized: None,
+            plain(
+                1_600_000_000_000 + (i as i64 % 3_000_000),
+                format!("record {i}"),
+            )
         })
         .collect();
     let report = vault
-        .seal_imported(vec![ImportedStream {
-            group: "imported".into(),
-            stream: "file-1".into(),
-            events,
-        }])
+        .seal_imported(imported("file-1", events))
         .await
         .unwrap();
     assert_eq!(report.events as usize, n);
@@ -472,19 +455,16 @@ async fn overlapping_import_seals_commit_in_reservation_order() {
         let vault = vault.clone();
         tasks.push(tokio::spawn(async move {
             let events = (0..size(f))
-                .map(|i| InputEvent {
+                .map(|i| {
                     // A big seal spans 200 hours: 200 segment files to write and sync.
-                    timestamp_ms: 1_600_000_000_000 + (i as i64 % 200) * hour + i as i64,
-                    message: format!("file {f} record {i}"),
-                    normalized: None,
+                    plain(
+                        1_600_000_000_000 + (i as i64 % 200) * hour + i as i64,
+                        format!("file {f} record {i}"),
+                    )
                 })
                 .collect();
             vault
-                .seal_imported(vec![ImportedStream {
-                    group: "imported".into(),
-                    stream: format!("file-{f}"),
-                    events,
-                }])
+                .seal_imported(imported(format!("file-{f}"), events))
                 .await
                 .map(|r| r.events)
         }));
@@ -494,10 +474,11 @@ async fn overlapping_import_seals_commit_in_reservation_order() {
         tokio::spawn(async move {
             for round in 0..4 {
                 let events = (0..50)
-                    .map(|i| InputEvent {
-                        timestamp_ms: trailvault_store::now_ms() - 1_000 + i,
-                        message: format!("live {round} {i}"),
-                        normalized: None,
+                    .map(|i| {
+                        plain(
+                            trailvault_store::now_ms() - 1_000 + i,
+                            format!("live {round} {i}"),
+                        )
                     })
                     .collect();
                 vault

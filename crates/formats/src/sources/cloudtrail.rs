@@ -16,9 +16,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use trailvault_model::{Normalized, Outcome, Resource};
 
-use crate::json::{i64_of, nonempty, offset_in, owned, str_of, LineCounter, RECORD_BYTES_MAX};
+use crate::json::{
+    i64_of, nonempty, offset_in, owned, skip_ws, str_of, LineCounter, RECORD_BYTES_MAX,
+};
 use crate::text::{is_ip, parse_iso8601_ms};
-use crate::{activity_from_action, ParseOutput, ParsedRecord, Rejection};
+use crate::{activity_from_action, ParseOutput, Rejection};
 
 /// Top-level members only a digest file has.
 const DIGEST_KEYS: [&str; 4] = [
@@ -163,13 +165,6 @@ pub fn parse(input: &[u8]) -> ParseOutput {
     parse_in_one_pass(input).unwrap_or_else(|| parse_general(input))
 }
 
-fn skip_ws(input: &[u8], mut pos: usize) -> usize {
-    while pos < input.len() && matches!(input[pos], b' ' | b'\t' | b'\r' | b'\n') {
-        pos += 1;
-    }
-    pos
-}
-
 /// `input[pos..]` starts with `token`, after optional whitespace: the position after it.
 fn expect(input: &[u8], pos: usize, token: &[u8]) -> Option<usize> {
     let pos = skip_ws(input, pos);
@@ -221,11 +216,7 @@ fn parse_in_one_pass(input: &[u8]) -> Option<ParseOutput> {
                         serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
                     let raw = raws.next()?.ok()?.get();
                     let line = lines.line_at(start);
-                    (
-                        raw,
-                        line,
-                        checked_size(raw).and_then(|()| normalize_str(raw)),
-                    )
+                    (raw, line, normalize_checked(raw))
                 }
             };
             out.keep(raw, start as u64, line, normalized);
@@ -266,15 +257,7 @@ pub fn parse_general(input: &[u8]) -> ParseOutput {
         let start = offset_in(input, raw.get());
         last_end = start + raw.get().len();
         let line = lines.line_at(start);
-        match record(raw.get(), start as u64, line) {
-            Ok(r) => out.records.push(r),
-            Err(reason) => out.rejections.push(Rejection {
-                offset: start as u64,
-                line,
-                reason,
-                raw: raw.get().as_bytes().to_vec(),
-            }),
-        }
+        out.keep(raw.get(), start as u64, line, normalize_checked(raw.get()));
     }
     let (error, trailing) = match result {
         Err(e) => (Some(e), false),
@@ -349,14 +332,10 @@ fn checked_size(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn record(raw: &str, offset: u64, line: u64) -> Result<ParsedRecord, String> {
+/// [`normalize_str`] of a record within the size limit.
+fn normalize_checked(raw: &str) -> Result<Normalized, String> {
     checked_size(raw)?;
-    Ok(ParsedRecord {
-        raw: raw.to_owned(),
-        offset,
-        line,
-        normalized: Box::new(normalize_str(raw)?),
-    })
+    normalize_str(raw)
 }
 
 /// Normalizes one CloudTrail event given as JSON text. Uses borrowed, typed deserialization
