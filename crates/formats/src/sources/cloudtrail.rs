@@ -550,10 +550,36 @@ mod fast {
 
     use super::Fields;
 
-    type S<'a> = Option<Cow<'a, str>>;
+    type S<'a> = Option<Text<'a>>;
 
     fn s<'x>(v: &'x S<'_>) -> Option<&'x str> {
-        v.as_deref()
+        v.as_ref().map(|t| &*t.0)
+    }
+
+    /// A JSON string, borrowed from the input unless it holds escapes. (`Option<Cow<str>>`
+    /// with `#[serde(borrow)]` still copies every string: serde borrows only a bare `Cow`.)
+    pub(super) struct Text<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<'a>, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Cow<'de, str>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                    Ok(Cow::Borrowed(v))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                    Ok(Cow::Owned(v.to_owned()))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                    Ok(Cow::Owned(v))
+                }
+            }
+            d.deserialize_str(V).map(Text)
+        }
     }
 
     /// `true`/`false` as JSON booleans or as the strings CloudTrail also uses.
