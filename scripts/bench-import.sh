@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Import benchmark: a seeded synthetic CloudTrail tree (gzip'd, AWSLogs layout), imported end
 # to end into a fresh embedded vault by the release build, side by side with DuckDB's read_json
-# over the same files and `zcat > /dev/null` (the decompression floor). Prints a table of
+# over the same files (counting; writing zstd Parquet; loading a DuckDB table) and `zcat >
+# /dev/null` (the decompression floor). Prints a table of
 # medians. Usage: scripts/bench-import.sh [MB of CloudTrail JSON, default 1024] [runs, default 3]
 # Environment: BENCH_DIR (where the tree and vaults go; default a directory under
 # ${TMPDIR:-/tmp}), JOBS (import --jobs; default: all cores).
@@ -35,7 +36,7 @@ find "$tree/AWSLogs" -type f -print0 | xargs -0 cat >/dev/null
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-zcat_t=() import_t=() dry_t=() duck_t=() duckimp_t=()
+zcat_t=() import_t=() dry_t=() duck_t=() duckimp_t=() duckdb_t=()
 jobs_arg=()
 [ -n "${JOBS:-}" ] && jobs_arg=(--jobs "$JOBS")
 for i in $(seq "$runs"); do
@@ -88,7 +89,24 @@ con.execute(\"COPY (SELECT unnest(Records) AS r FROM read_json('$tree/AWSLogs/**
   n=$("$venv_bin/python" -c "import duckdb; print(duckdb.connect().execute(\"SELECT count(*) FROM '$dir/duck-import.parquet'\").fetchone()[0])")
   [ "$n" = "$records" ] || { echo "duckdb stored $n records, expected $records" >&2; exit 1; }
   rm -f "$dir/duck-import.parquet"
-  echo "run $i: zcat ${zcat_t[-1]} s, import ${import_t[-1]} s, dry run ${dry_t[-1]} s, duckdb count ${duck_t[-1]} s, duckdb to parquet ${duckimp_t[-1]} s" >&2
+
+  # DuckDB importing into its own database file: the same records as a table, checkpointed
+  # (written and synced) before it returns.
+  rm -f "$dir/duck-import.db" "$dir/duck-import.db.wal"
+  t0=$(now)
+  "$venv_bin/python" -c "
+import duckdb
+con = duckdb.connect('$dir/duck-import.db')
+con.execute('SET enable_progress_bar=false')
+con.execute(\"CREATE TABLE records AS SELECT unnest(Records) AS r FROM read_json('$tree/AWSLogs/**/*.json.gz', maximum_object_size=67108864)\")
+con.execute('CHECKPOINT')
+"
+  t1=$(now)
+  duckdb_t+=("$(echo "$t1 - $t0" | bc)")
+  n=$("$venv_bin/python" -c "import duckdb; print(duckdb.connect('$dir/duck-import.db').execute('SELECT count(*) FROM records').fetchone()[0])")
+  [ "$n" = "$records" ] || { echo "duckdb table holds $n records, expected $records" >&2; exit 1; }
+  rm -f "$dir/duck-import.db" "$dir/duck-import.db.wal"
+  echo "run $i: zcat ${zcat_t[-1]} s, import ${import_t[-1]} s, dry run ${dry_t[-1]} s, duckdb count ${duck_t[-1]} s, duckdb to parquet ${duckimp_t[-1]} s, duckdb table ${duckdb_t[-1]} s" >&2
 done
 rm -rf "$dir/vault-run"
 
@@ -102,6 +120,7 @@ im=$(printf '%s\n' "${import_t[@]}" | median)
 dr=$(printf '%s\n' "${dry_t[@]}" | median)
 d=$(printf '%s\n' "${duck_t[@]}" | median)
 di=$(printf '%s\n' "${duckimp_t[@]}" | median)
+dt=$(printf '%s\n' "${duckdb_t[@]}" | median)
 echo
 echo "CloudTrail tree: $files files, $records records, $((json_bytes / 1000000)) MB JSON, $((gz_bytes / 1000000)) MB gzip; $(nproc) cores; median of $runs runs"
 echo
@@ -112,6 +131,7 @@ row "trailvault import (parse, normalize, store, seal)" "$im"
 row "trailvault import --dry-run (read, decompress, parse, normalize; no writes)" "$dr"
 row "DuckDB read_json + unnest(Records) (count only, stores nothing)" "$d"
 row "DuckDB read_json + unnest(Records) → zstd Parquet file (an import's job)" "$di"
-printf '\nimport / zcat = %.2f×, import / DuckDB to Parquet = %.2f×, import / DuckDB count = %.2f×, dry run / DuckDB count = %.2f×, dry run / zcat = %.2f×\n' \
-  "$(echo "$im / $z" | bc -l)" "$(echo "$im / $di" | bc -l)" "$(echo "$im / $d" | bc -l)" \
+row "DuckDB read_json + unnest(Records) → table in a DuckDB file, checkpointed (an import's job)" "$dt"
+printf '\nimport / zcat = %.2f×, import / DuckDB to Parquet = %.2f×, import / DuckDB table = %.2f×, import / DuckDB count = %.2f×, dry run / DuckDB count = %.2f×, dry run / zcat = %.2f×\n' \
+  "$(echo "$im / $z" | bc -l)" "$(echo "$im / $di" | bc -l)" "$(echo "$im / $dt" | bc -l)" "$(echo "$im / $d" | bc -l)" \
   "$(echo "$dr / $d" | bc -l)" "$(echo "$dr / $z" | bc -l)"

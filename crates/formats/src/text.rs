@@ -328,14 +328,20 @@ pub(crate) fn url_decode(s: &str) -> String {
 /// The `parsed` object of a delimited text record: every field by its documented name, as
 /// written, with `-` as null. Values stay strings so ids with leading zeros survive.
 pub(crate) fn fields_json(names: &[&str], values: &[&str]) -> serde_json::Value {
-    let mut map = serde_json::Map::with_capacity(names.len());
-    for (name, value) in names.iter().zip(values) {
-        let v = match opt(value) {
-            Some(v) => serde_json::Value::String((*v).to_owned()),
-            None => serde_json::Value::Null,
-        };
-        map.insert((*name).to_owned(), v);
-    }
+    // Collected, not inserted one by one: the map sorts the pairs once and builds its tree in
+    // bulk instead of searching it for every field (a repeated name keeps its last value, as
+    // with `insert`).
+    let map = names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let v = match opt(value) {
+                Some(v) => serde_json::Value::String((*v).to_owned()),
+                None => serde_json::Value::Null,
+            };
+            ((*name).to_owned(), v)
+        })
+        .collect();
     serde_json::Value::Object(map)
 }
 
