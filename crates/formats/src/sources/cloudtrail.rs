@@ -816,6 +816,23 @@ mod fast {
             .assemble()
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn strings_are_borrowed_unless_escaped() {
+            let t: Text<'_> = serde_json::from_str(r#""plain""#).expect("string");
+            assert!(matches!(t.0, Cow::Borrowed("plain")));
+            let t: Text<'_> = serde_json::from_str(r#""a\"b""#).expect("string");
+            assert!(matches!(&t.0, Cow::Owned(s) if s == "a\"b"));
+            assert!(serde_json::from_str::<Text<'_>>("7").is_err());
+            // The field type the typed view used before, for contrast: serde copies it.
+            let c: Option<Cow<'_, str>> = serde_json::from_str(r#""plain""#).expect("string");
+            assert!(matches!(c, Some(Cow::Owned(_))));
+        }
+    }
 }
 
 #[cfg(test)]
