@@ -45,7 +45,7 @@ impl ParsedRecord {
     /// copying it would double what is stored and cost most of the parse time.
     pub fn parsed_json(&self) -> Option<serde_json::Value> {
         if let Some(p) = &self.normalized.parsed {
-            return Some(p.clone());
+            return Some(p.to_value());
         }
         if JSON_NATIVE_SOURCES.contains(&self.normalized.source.as_str()) {
             return serde_json::from_str(&self.raw).ok();

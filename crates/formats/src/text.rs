@@ -4,7 +4,7 @@
 //! Invariant: nothing here panics on any input; every malformed value comes back as `None` or
 //! an `Err(&'static str)` reason the caller turns into a [`crate::Rejection`].
 
-use trailvault_model::Normalized;
+use trailvault_model::{JsonText, Member, Normalized};
 
 use crate::{ParseOutput, ParsedRecord, Rejection};
 
@@ -326,23 +326,28 @@ pub(crate) fn url_decode(s: &str) -> String {
 }
 
 /// The `parsed` object of a delimited text record: every field by its documented name, as
-/// written, with `-` as null. Values stay strings so ids with leading zeros survive.
-pub(crate) fn fields_json(names: &[&str], values: &[&str]) -> serde_json::Value {
-    // Collected, not inserted one by one: the map sorts the pairs once and builds its tree in
-    // bulk instead of searching it for every field (a repeated name keeps its last value, as
-    // with `insert`).
-    let map = names
+/// written, with `-` as null. Values stay strings so ids with leading zeros survive. Values
+/// past the known names are left out; see [`fields_json_with_extra`].
+pub(crate) fn fields_json(names: &[&str], values: &[&str]) -> JsonText {
+    let mut members: Vec<(&str, Member<'_>)> = names
         .iter()
         .zip(values)
-        .map(|(name, value)| {
-            let v = match opt(value) {
-                Some(v) => serde_json::Value::String((*v).to_owned()),
-                None => serde_json::Value::Null,
-            };
-            ((*name).to_owned(), v)
-        })
+        .map(|(name, value)| (*name, opt(value).map_or(Member::Null, Member::Str)))
         .collect();
-    serde_json::Value::Object(map)
+    JsonText::object(&mut members)
+}
+
+/// [`fields_json`], with values past the known names kept in order under `extra`.
+pub(crate) fn fields_json_with_extra(names: &[&str], values: &[&str]) -> JsonText {
+    let mut members: Vec<(&str, Member<'_>)> = names
+        .iter()
+        .zip(values)
+        .map(|(name, value)| (*name, opt(value).map_or(Member::Null, Member::Str)))
+        .collect();
+    if values.len() > names.len() {
+        members.push(("extra", Member::Strs(&values[names.len()..])));
+    }
+    JsonText::object(&mut members)
 }
 
 /// Builds a record from a whole line (raw is the line without its terminator).

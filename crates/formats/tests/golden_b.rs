@@ -203,7 +203,7 @@ fn fixture_redshift_connection() {
     let iam = &out.records[7].normalized;
     assert_eq!(iam.actor_user_name.as_deref(), Some("IAM:alice"));
     assert_eq!(
-        iam.parsed.as_ref().unwrap()["iamauthguid"],
+        iam.parsed.as_ref().unwrap().to_value()["iamauthguid"],
         "3f2e1d0c-b9a8-4765-8432-10fedcba9876"
     );
 }
@@ -218,7 +218,12 @@ fn fixture_redshift_user() {
     assert_eq!(activities[1], Some(Activity::Create));
     assert_eq!(activities[6], Some(Activity::Update));
     assert_eq!(activities[7], Some(Activity::Delete));
-    let rename = out.records[6].normalized.parsed.as_ref().unwrap();
+    let rename = out.records[6]
+        .normalized
+        .parsed
+        .as_ref()
+        .unwrap()
+        .to_value();
     assert_eq!(rename["oldusername"], "temp_contractor");
     assert_eq!(rename["valuntil"], 9_223_372_036_854_775_807_i64);
 }
@@ -231,10 +236,12 @@ fn fixture_redshift_activity() {
     assert_eq!((out.records.len(), out.rejections.len()), (8, 0));
     let multi = &out.records[3];
     assert_eq!(multi.raw.lines().count(), 6);
-    assert!(multi.normalized.parsed.as_ref().unwrap()["query"]
-        .as_str()
-        .unwrap()
-        .ends_with("ORDER BY total DESC;"));
+    assert!(
+        multi.normalized.parsed.as_ref().unwrap().to_value()["query"]
+            .as_str()
+            .unwrap()
+            .ends_with("ORDER BY total DESC;")
+    );
     assert_eq!(multi.normalized.activity, Some(Activity::Read));
     assert_eq!(out.records[4].line, 10);
 }
@@ -317,7 +324,7 @@ fn samples_rds() {
     assert_eq!(maria.rejections, vec![]);
     let q = &maria.records[1].normalized;
     assert_eq!(
-        q.parsed.as_ref().unwrap()["object"],
+        q.parsed.as_ref().unwrap().to_value()["object"],
         r"SELECT id, name FROM customers WHERE name = 'O\'Brien'"
     );
     assert_eq!(q.activity, Some(Activity::Read));
@@ -341,7 +348,7 @@ fn samples_rds() {
     assert_eq!(insert.action.as_deref(), Some("INSERT"));
     assert_eq!(insert.activity, Some(Activity::Create));
     assert_eq!(
-        insert.parsed.as_ref().unwrap()["audit"]["statement"],
+        insert.parsed.as_ref().unwrap().to_value()["audit"]["statement"],
         "INSERT INTO orders (customer_id, note)\nVALUES (7, 'multi-line, with \"quotes\"')"
     );
     assert_eq!(
@@ -395,7 +402,7 @@ fn samples_cur() {
     assert_eq!(ec2.service.as_deref(), Some("AmazonEC2"));
     assert_eq!(ec2.action.as_deref(), Some("USE1-BoxUsage:t3.micro"));
     assert_eq!(
-        ec2.parsed.as_ref().unwrap()["resourceTags/user:team"],
+        ec2.parsed.as_ref().unwrap().to_value()["resourceTags/user:team"],
         "security"
     );
     assert_eq!(legacy.records[2].normalized.action.as_deref(), Some("Tax"));
@@ -448,7 +455,12 @@ fn samples_host_access_logs() {
     );
     assert_eq!(first.duration_ms, Some(15.0));
     assert_eq!(
-        iis.records[1].normalized.parsed.as_ref().unwrap()["cs-uri-query"],
+        iis.records[1]
+            .normalized
+            .parsed
+            .as_ref()
+            .unwrap()
+            .to_value()["cs-uri-query"],
         "a=1+2"
     );
     assert_eq!(
@@ -478,9 +490,19 @@ fn samples_syslog() {
     );
     let rfc5424 = by_name(&outs, "rfc5424.log");
     assert_eq!(rfc5424.records.len(), 4);
-    let sd = &rfc5424.records[1].normalized.parsed.as_ref().unwrap()["structured_data"];
+    let sd = &rfc5424.records[1]
+        .normalized
+        .parsed
+        .as_ref()
+        .unwrap()
+        .to_value()["structured_data"];
     assert_eq!(sd["exampleSDID@32473"]["eventID"], "1011");
-    let quoted = &rfc5424.records[3].normalized.parsed.as_ref().unwrap()["structured_data"];
+    let quoted = &rfc5424.records[3]
+        .normalized
+        .parsed
+        .as_ref()
+        .unwrap()
+        .to_value()["structured_data"];
     assert_eq!(quoted["meta"]["note"], "quote \" and bracket ] inside");
 
     let input = std::fs::read(data_dir("syslog").join("rfc3164.log")).unwrap();
@@ -497,7 +519,12 @@ fn samples_syslog() {
         Some(1_704_067_203_000),
         "rolled over to 2024-01-01"
     );
-    let tagless = out.records[4].normalized.parsed.as_ref().unwrap();
+    let tagless = out.records[4]
+        .normalized
+        .parsed
+        .as_ref()
+        .unwrap()
+        .to_value();
     assert_eq!(tagless["hostname"], Value::Null);
     assert_eq!(tagless["app_name"], "su");
 }
@@ -654,7 +681,7 @@ mod roundtrip {
             prop_assert_eq!(n.actor_user_name.as_deref(), Some(user.as_str()));
             prop_assert_eq!(n.action.as_deref(), Some(event.as_str()));
             prop_assert_eq!(n.duration_ms, Some(f64::from(duration) / 1000.0));
-            let parsed = n.parsed.as_ref().unwrap();
+            let parsed = n.parsed.as_ref().unwrap().to_value();
             prop_assert_eq!(&parsed["pid"], &json!(pid));
             prop_assert_eq!(&parsed["dbname"], &json!(db));
             prop_assert_eq!(parsed.get("sessionid").is_some(), !old);
@@ -671,8 +698,8 @@ mod roundtrip {
             let n = &one(&out).normalized;
             prop_assert_eq!(n.time_ms, Some(ms(y, mo, d, h, mi, s)));
             prop_assert_eq!(n.resources[0].id.as_deref(), Some(name.as_str()));
-            prop_assert_eq!(&n.parsed.as_ref().unwrap()["xid"], &json!(xid));
-            prop_assert_eq!(&n.parsed.as_ref().unwrap()["usesuper"], &json!(u8::from(flags[1])));
+            prop_assert_eq!(&n.parsed.as_ref().unwrap().to_value()["xid"], &json!(xid));
+            prop_assert_eq!(&n.parsed.as_ref().unwrap().to_value()["usesuper"], &json!(u8::from(flags[1])));
         }
 
         #[test]
@@ -687,7 +714,7 @@ mod roundtrip {
             let r = one(&out);
             prop_assert_eq!(r.raw.as_str(), text.trim_end_matches('\n'));
             prop_assert_eq!(r.normalized.time_ms, Some(ms(y, mo, d, h, mi, s)));
-            prop_assert_eq!(&r.normalized.parsed.as_ref().unwrap()["query"], &json!(sql));
+            prop_assert_eq!(&r.normalized.parsed.as_ref().unwrap().to_value()["query"], &json!(sql));
         }
 
         #[test]
@@ -705,8 +732,8 @@ mod roundtrip {
             let out = rds::parse_mysql_audit(line.as_bytes());
             let n = &one(&out).normalized;
             prop_assert_eq!(n.time_ms, Some(t));
-            prop_assert_eq!(&n.parsed.as_ref().unwrap()["object"], &json!(object));
-            prop_assert_eq!(&n.parsed.as_ref().unwrap()["connectionid"], &json!(conn));
+            prop_assert_eq!(&n.parsed.as_ref().unwrap().to_value()["object"], &json!(object));
+            prop_assert_eq!(&n.parsed.as_ref().unwrap().to_value()["connectionid"], &json!(conn));
             prop_assert_eq!(n.outcome, Some(if retcode == 0 { Outcome::Success } else { Outcome::Failure }));
         }
 
@@ -723,7 +750,7 @@ mod roundtrip {
             prop_assert_eq!(n.time_ms, Some(ms(y, mo, d, h, mi, s)));
             prop_assert_eq!(n.src_port, Some(port));
             prop_assert_eq!(n.actor_user_name.as_deref(), Some(user.as_str()));
-            let parsed = n.parsed.as_ref().unwrap();
+            let parsed = n.parsed.as_ref().unwrap().to_value();
             prop_assert_eq!(&parsed["audit"]["statement"], &json!(statement));
             prop_assert_eq!(&parsed["pid"], &json!(pid));
         }
@@ -738,7 +765,7 @@ mod roundtrip {
             let r = one(&out);
             prop_assert_eq!(out.skipped, 1);
             prop_assert_eq!(r.normalized.account.as_deref(), Some(account.as_str()));
-            let parsed = r.normalized.parsed.as_ref().unwrap();
+            let parsed = r.normalized.parsed.as_ref().unwrap().to_value();
             for (name, v) in [("identity/LineItemId", &values[0]), ("product/ProductName", &values[1]), ("resourceTags/user:team", &values[2])] {
                 prop_assert_eq!(parsed.get(name), if v.is_empty() { None } else { Some(&json!(v)) });
             }
@@ -794,7 +821,7 @@ mod roundtrip {
             prop_assert_eq!(n.time_ms, Some(ms(y, mo, d, h, mi, s)));
             prop_assert_eq!(n.service.as_deref(), Some(app.as_str()));
             prop_assert_eq!(n.action.as_deref(), Some(msgid.as_str()));
-            let parsed = n.parsed.as_ref().unwrap();
+            let parsed = n.parsed.as_ref().unwrap().to_value();
             prop_assert_eq!(&parsed["structured_data"]["x@1"]["k"], &json!(value));
             prop_assert_eq!(&parsed["message"], &json!(msg));
             prop_assert_eq!(&parsed["priority"], &json!(pri));
@@ -811,7 +838,7 @@ mod roundtrip {
             let n = &one(&out).normalized;
             prop_assert_eq!(n.time_ms, Some(ms(y, mo, d, h, mi, s)));
             prop_assert_eq!(n.service.as_deref(), Some(tag.as_str()));
-            let parsed = n.parsed.as_ref().unwrap();
+            let parsed = n.parsed.as_ref().unwrap().to_value();
             prop_assert_eq!(&parsed["hostname"], &json!(host_name));
             prop_assert_eq!(&parsed["procid"], &json!(pid.to_string()));
             prop_assert_eq!(&parsed["message"], &json!(msg));

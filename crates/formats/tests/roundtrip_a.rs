@@ -90,7 +90,7 @@ proptest! {
         // `-` is the log's marker for "no value".
         let want_ua = (ua != "-").then_some(ua.as_str());
         prop_assert_eq!(n.user_agent.as_deref(), want_ua);
-        let parsed = n.parsed.as_ref().unwrap();
+        let parsed = n.parsed.as_ref().unwrap().to_value();
         prop_assert_eq!(parsed["key"].as_str(), Some(key.as_str()));
         prop_assert_eq!(parsed["request_uri"].as_str(), Some(uri.as_str()));
     }

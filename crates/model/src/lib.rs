@@ -4,8 +4,10 @@
 //! parsers (`formats`), the store, the integrity chain, monitoring and queries.
 
 mod event;
+mod json_text;
 pub mod limits;
 mod normalized;
 
 pub use event::{event_id_digits, event_id_from_seq, seq_from_event_id, StoredEvent};
+pub use json_text::{JsonText, Member};
 pub use normalized::{Activity, Normalized, Outcome, Resource};

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::JsonText;
+
 /// The normalized form of a record, one schema across every source, modelled on OCSF
 /// API Activity (class 6003) and its neighbours. Every field is optional: a source fills
 /// what it knows. `parsed` keeps the full parsed record as JSON so nothing is lost.
@@ -38,8 +40,9 @@ pub struct Normalized {
     pub read_only: Option<bool>,
     pub bytes: Option<i64>,
     pub duration_ms: Option<f64>,
-    /// The full parsed record.
-    pub parsed: Option<serde_json::Value>,
+    /// The full parsed record, as JSON text (for JSON sources whose raw record is itself the
+    /// full event, absent: the raw record is it).
+    pub parsed: Option<JsonText>,
 }
 
 /// OCSF activity: what the action did to its resource, where known.

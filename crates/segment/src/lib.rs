@@ -35,7 +35,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
-use trailvault_model::{Activity, Normalized, Outcome, Resource, StoredEvent};
+use trailvault_model::{Activity, JsonText, Normalized, Outcome, Resource, StoredEvent};
 
 pub mod lookup_index;
 
@@ -377,7 +377,7 @@ fn to_batch<E: Borrow<StoredEvent>>(
                 }
                 Arc::new(b.finish())
             }
-            "parsed" => owned(&|n| n.parsed.as_ref().map(|p| p.to_string())),
+            "parsed" => text(&|n| n.parsed.as_ref().map(JsonText::as_str)),
             _ => unreachable!("every normalized column is listed above"),
         };
         columns.push(col);
@@ -588,8 +588,7 @@ fn normalized_at(batch: &RecordBatch, row: usize) -> Result<Option<Normalized>, 
     };
     let parsed = match text("parsed")? {
         Some(json) => Some(
-            serde_json::from_str(&json)
-                .map_err(|e| corrupt(format!("parsed is not valid json: {e}")))?,
+            JsonText::parse(json).map_err(|e| corrupt(format!("parsed is not valid json: {e}")))?,
         ),
         None => None,
     };
@@ -678,7 +677,7 @@ mod tests {
             outcome: Some(Outcome::Failure),
             bytes: Some(12),
             duration_ms: Some(1.5),
-            parsed: Some(serde_json::json!({"eventName": "X"})),
+            parsed: Some(JsonText::from_value(&serde_json::json!({"eventName": "X"}))),
             ..Normalized::default()
         }));
         let bytes = encode(std::slice::from_ref(&e)).unwrap();

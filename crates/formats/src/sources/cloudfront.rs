@@ -5,8 +5,9 @@
 //! parse. Without a `#Fields:` line the documented 33-field order is assumed. CloudFront
 //! URL-encodes values once (spaces as `%20`); `parsed` holds them decoded once.
 
-use serde_json::{Map, Value};
-use trailvault_model::{Normalized, Outcome};
+use std::borrow::Cow;
+
+use trailvault_model::{JsonText, Member, Normalized, Outcome};
 
 use crate::activity_from_http_method;
 use crate::text::{
@@ -178,14 +179,26 @@ fn record(
     let status: Option<u16> = get(c.status).and_then(|s| s.parse().ok());
     let method = get(c.method);
     let result = get(c.result_type);
-    let mut parsed = Map::with_capacity(v.len());
-    for (name, value) in c.names.iter().zip(v) {
-        let value = match opt(value) {
-            Some(x) => Value::String(url_decode(x)),
-            None => Value::Null,
-        };
-        parsed.insert(name.clone(), value);
-    }
+    // Most values hold no escape: borrowed, not copied.
+    let decoded: Vec<Option<Cow<'_, str>>> = v
+        .iter()
+        .map(|value| {
+            opt(value).map(|x| match x.contains('%') {
+                true => Cow::Owned(url_decode(x)),
+                false => Cow::Borrowed(x),
+            })
+        })
+        .collect();
+    let mut members: Vec<(&str, Member<'_>)> = c
+        .names
+        .iter()
+        .zip(&decoded)
+        .map(|(name, value)| {
+            let member = value.as_deref().map_or(Member::Null, Member::Str);
+            (name.as_str(), member)
+        })
+        .collect();
+    let parsed = JsonText::object(&mut members);
     let bytes = match (
         get(c.sc_bytes).and_then(opt_i64),
         get(c.cs_bytes).and_then(opt_i64),
@@ -216,7 +229,7 @@ fn record(
         request_id: get(c.request_id).map(str::to_owned),
         bytes,
         duration_ms: get(c.time_taken).and_then(opt_f64).map(|s| s * 1000.0),
-        parsed: Some(Value::Object(parsed)),
+        parsed: Some(parsed),
         ..Normalized::default()
     };
     out.records.push(line_record(line, s, n));

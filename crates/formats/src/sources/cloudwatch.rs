@@ -12,7 +12,7 @@
 use std::io::Read;
 
 use serde_json::{json, Value};
-use trailvault_model::Normalized;
+use trailvault_model::{JsonText, Normalized};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -188,7 +188,7 @@ fn event_record(env: &Value, event: &Value) -> Result<Normalized, String> {
         account: owned(account),
         region: owned(region),
         source_event_id: owned(nonempty(event, "id")),
-        parsed: Some(json!({
+        parsed: Some(JsonText::from_value(&json!({
             "owner": env.get("owner"),
             "logGroup": env.get("logGroup"),
             "logStream": env.get("logStream"),
@@ -197,7 +197,7 @@ fn event_record(env: &Value, event: &Value) -> Result<Normalized, String> {
             "timestamp": timestamp,
             "extractedFields": extracted,
             "message": message,
-        })),
+        }))),
         ..Normalized::default()
     })
 }

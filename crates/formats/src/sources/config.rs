@@ -20,7 +20,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use trailvault_model::{Activity, Normalized, Resource};
+use trailvault_model::{Activity, JsonText, Normalized, Resource};
 
 use crate::json::{for_each_value, offset_in, reject_value, LineCounter};
 use crate::text::parse_iso8601_ms;
@@ -100,7 +100,7 @@ fn one_record(
 ) {
     let result = match serde_json::from_str::<Value>(raw.get()) {
         Ok(Value::Object(obj)) => normalize(&obj).map(|mut n| {
-            n.parsed = Some(Value::Object(obj));
+            n.parsed = Some(JsonText::from_value(&Value::Object(obj)));
             n
         }),
         Ok(_) => Err("expected a json object, found another json value".into()),

@@ -13,7 +13,7 @@
 //! rejected, the header included, rather than guessed at.
 
 use serde_json::{Map, Value};
-use trailvault_model::{Normalized, Resource};
+use trailvault_model::{JsonText, Normalized, Resource};
 
 use crate::json::LineCounter;
 use crate::text::parse_iso8601_ms;
@@ -224,7 +224,7 @@ fn row_record(
             .collect(),
         account,
         service,
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::from_value(&Value::Object(obj))),
         ..Normalized::default()
     };
     Ok((raw.to_owned(), normalized))

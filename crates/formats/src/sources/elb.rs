@@ -10,8 +10,8 @@ use trailvault_model::{Normalized, Outcome, Resource};
 
 use crate::activity_from_http_method;
 use crate::text::{
-    fields_json, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string, parse_iso8601_ms,
-    reject_line, split_fields, split_host_port,
+    fields_json_with_extra, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
+    parse_iso8601_ms, reject_line, split_fields, split_host_port,
 };
 use crate::ParseOutput;
 
@@ -149,19 +149,6 @@ pub fn parse_nlb(input: &[u8]) -> ParseOutput {
     parse_lines(input, normalize_nlb)
 }
 
-fn parsed_with_extra(names: &[&str], f: &[&str]) -> serde_json::Value {
-    let mut parsed = fields_json(names, f);
-    if f.len() > names.len() {
-        if let Some(map) = parsed.as_object_mut() {
-            map.insert(
-                "extra".into(),
-                f[names.len()..].iter().map(|s| (*s).to_owned()).collect(),
-            );
-        }
-    }
-    parsed
-}
-
 fn time(field: &str) -> Result<i64, String> {
     parse_iso8601_ms(field).ok_or_else(|| format!("time {field:?} is not an ISO-8601 time"))
 }
@@ -241,7 +228,7 @@ fn normalize_classic(f: &[&str]) -> Result<Normalized, String> {
         outcome: Some(outcome_of(elb_status)),
         bytes: total_bytes(f[9], f[10]),
         duration_ms: processing_ms(&f[4..7]),
-        parsed: Some(parsed_with_extra(&CLASSIC_FIELDS, f)),
+        parsed: Some(fields_json_with_extra(&CLASSIC_FIELDS, f)),
         ..Normalized::default()
     })
 }
@@ -288,7 +275,7 @@ fn normalize_alb(f: &[&str]) -> Result<Normalized, String> {
         source_event_id: opt_string(f[17]),
         bytes: total_bytes(f[10], f[11]),
         duration_ms: processing_ms(&f[5..8]),
-        parsed: Some(parsed_with_extra(&ALB_FIELDS, f)),
+        parsed: Some(fields_json_with_extra(&ALB_FIELDS, f)),
         ..Normalized::default()
     })
 }
@@ -332,7 +319,7 @@ fn normalize_nlb(f: &[&str]) -> Result<Normalized, String> {
         error_code: opt_string(f[11]),
         bytes: total_bytes(f[9], f[10]),
         duration_ms: opt_f64(f[7]),
-        parsed: Some(parsed_with_extra(&NLB_FIELDS, f)),
+        parsed: Some(fields_json_with_extra(&NLB_FIELDS, f)),
         ..Normalized::default()
     })
 }

@@ -25,7 +25,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use trailvault_model::{Activity, Normalized, Outcome, Resource};
+use trailvault_model::{Activity, JsonText, Normalized, Outcome, Resource};
 
 use crate::activity_from_http_method;
 use crate::json::{for_each_value, offset_in, reject_value, LineCounter, RECORD_BYTES_MAX};
@@ -256,7 +256,7 @@ fn apache_record(line: &str) -> Result<Normalized, String> {
         outcome: Some(http_outcome(status)),
         error_code: (status >= 400).then(|| status.to_string()),
         bytes,
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::from_value(&Value::Object(obj))),
         ..Normalized::default()
     })
 }
@@ -349,7 +349,7 @@ fn iis_record(line: &str, names: &[String]) -> Result<Normalized, String> {
         error_code: status.filter(|s| *s >= 400).map(|s| s.to_string()),
         bytes: int("sc-bytes"),
         duration_ms: int("time-taken").map(|t| t as f64),
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::from_value(&Value::Object(obj))),
         ..Normalized::default()
     })
 }
@@ -694,7 +694,7 @@ fn syslog_normalized(
             .parse::<std::net::IpAddr>()
             .ok()
             .map(|_| hostname.to_owned()),
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::from_value(&Value::Object(obj))),
         ..Normalized::default()
     }
 }
@@ -999,7 +999,7 @@ fn windows_normalized(f: WinFields, parsed: Value) -> Normalized {
         outcome,
         error_code,
         source_event_id: f.record_id.clone(),
-        parsed: Some(parsed),
+        parsed: Some(JsonText::from_value(&parsed)),
         ..Normalized::default()
     }
 }

@@ -19,7 +19,7 @@
 //! (blank lines only).
 
 use serde_json::{Map, Value};
-use trailvault_model::{Activity, Normalized, Outcome, Resource};
+use trailvault_model::{Activity, JsonText, Normalized, Outcome, Resource};
 
 use super::host::{each_line, utc_ms};
 use super::redshift::{multiline_records, sql_activity, sql_verb};
@@ -210,7 +210,7 @@ fn mysql_record(line: &str) -> Result<Normalized, String> {
             .collect(),
         outcome,
         error_code: retcode.filter(|r| *r != 0).map(|r| r.to_string()),
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::from_value(&Value::Object(obj))),
         ..Normalized::default()
     })
 }
@@ -361,7 +361,7 @@ fn postgres_record(raw: &str) -> Result<Normalized, String> {
             obj.insert("message".into(), Value::String(text.to_owned()));
         }
     }
-    n.parsed = Some(Value::Object(obj));
+    n.parsed = Some(JsonText::from_value(&Value::Object(obj)));
     Ok(n)
 }
 

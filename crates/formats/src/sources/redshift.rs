@@ -15,8 +15,7 @@
 //! Invariants: never panics; every line of the input ends up in exactly one record (the activity
 //! log's records span several lines), one rejection, or `skipped` (blank lines only).
 
-use serde_json::{Map, Value};
-use trailvault_model::{Activity, Normalized, Outcome, Resource};
+use trailvault_model::{Activity, JsonText, Member, Normalized, Outcome, Resource};
 
 use super::host::{blank, each_line, utc_ms};
 use crate::text::{lines, month_from_abbrev, parse_iso8601_ms, Line};
@@ -101,23 +100,29 @@ fn pipe_values(line: &str) -> Vec<&str> {
 
 /// Builds `parsed` from `names` and `values`: integers as numbers where they parse, empty
 /// values as `null`, unnamed trailing values as `column_<n>` (1-based).
-fn columns_object(names: &[&str], ints: &[&str], values: &[&str]) -> Map<String, Value> {
-    let mut obj = Map::new();
-    for (i, v) in values.iter().enumerate() {
-        let name = names
-            .get(i)
-            .map_or_else(|| format!("column_{}", i + 1), |n| (*n).to_owned());
-        let value = if v.is_empty() {
-            Value::Null
-        } else if ints.contains(&name.as_str()) {
-            v.parse::<i64>()
-                .map_or_else(|_| Value::String((*v).to_owned()), Value::from)
-        } else {
-            Value::String((*v).to_owned())
-        };
-        obj.insert(name, value);
-    }
-    obj
+fn columns_object(names: &[&str], ints: &[&str], values: &[&str]) -> JsonText {
+    let unnamed: Vec<String> = (names.len()..values.len())
+        .map(|i| format!("column_{}", i + 1))
+        .collect();
+    let mut members: Vec<(&str, Member<'_>)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = names
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| unnamed[i - names.len()].as_str());
+            let member = if v.is_empty() {
+                Member::Null
+            } else if ints.contains(&name) {
+                v.parse::<i64>().map_or(Member::Str(v), Member::Int)
+            } else {
+                Member::Str(v)
+            };
+            (name, member)
+        })
+        .collect();
+    JsonText::object(&mut members)
 }
 
 /// Parses `Mon, 21 May 2018 01:38:01:601` (milliseconds after a colon; optional) as UTC.
@@ -205,11 +210,7 @@ fn connection_record(line: &str) -> Result<Normalized, String> {
         duration_ms: field("duration")
             .and_then(|d| d.parse::<i64>().ok())
             .map(|us| us as f64 / 1000.0),
-        parsed: Some(Value::Object(columns_object(
-            names,
-            CONNECTION_INT_COLUMNS,
-            &values,
-        ))),
+        parsed: Some(columns_object(names, CONNECTION_INT_COLUMNS, &values)),
         ..Normalized::default()
     })
 }
@@ -253,11 +254,7 @@ fn user_record(line: &str) -> Result<Normalized, String> {
             kind: Some("user".into()),
             owner_account: None,
         }],
-        parsed: Some(Value::Object(columns_object(
-            names,
-            USER_INT_COLUMNS,
-            &values,
-        ))),
+        parsed: Some(columns_object(names, USER_INT_COLUMNS, &values)),
         ..Normalized::default()
     })
 }
@@ -393,26 +390,30 @@ fn activity_record(raw: &str) -> Result<Normalized, String> {
     let (zone, context) = rest
         .split_once('[')
         .ok_or("expected `[ db=… user=… ]` in the record header, found no `[`")?;
-    let mut obj = Map::new();
-    obj.insert("recordtime".into(), Value::String(time.to_owned()));
-    obj.insert("zone".into(), Value::String(zone.trim().to_owned()));
+    let mut members: Vec<(&str, Member<'_>)> = vec![
+        ("recordtime", Member::Str(time)),
+        ("zone", Member::Str(zone.trim())),
+    ];
     for pair in context.split_whitespace() {
         let Some((k, v)) = pair.split_once('=') else {
             return Err(format!(
                 "expected `key=value` in the record header, found `{pair}`"
             ));
         };
-        let value = match k {
-            "pid" | "userid" | "xid" => v
-                .parse::<i64>()
-                .map_or_else(|_| Value::String(v.to_owned()), Value::from),
-            _ => Value::String(v.to_owned()),
+        let member = match k {
+            "pid" | "userid" | "xid" => v.parse::<i64>().map_or(Member::Str(v), Member::Int),
+            _ => Member::Str(v),
         };
-        obj.insert(k.to_owned(), value);
+        members.push((k, member));
     }
-    obj.insert("query".into(), Value::String(query.to_owned()));
-    let db = obj.get("db").and_then(Value::as_str).map(str::to_owned);
-    let user = obj.get("user").and_then(Value::as_str).map(str::to_owned);
+    members.push(("query", Member::Str(query)));
+    // A repeated key counts once, with its last value (as in the object).
+    let last_text = |name: &str| match members.iter().rev().find(|(k, _)| *k == name) {
+        Some((_, Member::Str(s))) => Some((*s).to_owned()),
+        _ => None,
+    };
+    let db = last_text("db");
+    let user = last_text("user");
     let verb = sql_verb(query);
     Ok(Normalized {
         source: "redshift-activity".into(),
@@ -429,7 +430,7 @@ fn activity_record(raw: &str) -> Result<Normalized, String> {
             })
             .into_iter()
             .collect(),
-        parsed: Some(Value::Object(obj)),
+        parsed: Some(JsonText::object(&mut members)),
         ..Normalized::default()
     })
 }
@@ -488,8 +489,8 @@ mod tests {
         let n = &out.records[0].normalized;
         assert_eq!(n.src_ip.as_deref(), Some("192.0.2.1"));
         assert_eq!(n.outcome, Some(Outcome::Success));
-        let parsed = n.parsed.as_ref().unwrap();
-        assert_eq!(parsed["application_name"], Value::Null);
+        let parsed = n.parsed.as_ref().unwrap().to_value();
+        assert_eq!(parsed["application_name"], serde_json::Value::Null);
         assert!(parsed.get("os_version").is_none());
     }
 

@@ -9,7 +9,7 @@ use trailvault_model::{Activity, Normalized, Outcome, Resource};
 
 use crate::activity_from_http_method;
 use crate::text::{
-    fields_json, is_ip, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
+    fields_json_with_extra, is_ip, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
     parse_clf_time_ms, reject_line, split_fields, url_decode,
 };
 use crate::ParseOutput;
@@ -118,15 +118,7 @@ fn normalize(f: &[&str]) -> Result<Normalized, String> {
             });
         }
     }
-    let mut parsed = fields_json(&FIELDS, f);
-    if f.len() > FIELDS.len() {
-        if let Some(map) = parsed.as_object_mut() {
-            map.insert(
-                "extra".into(),
-                f[FIELDS.len()..].iter().map(|s| (*s).to_owned()).collect(),
-            );
-        }
-    }
+    let parsed = fields_json_with_extra(&FIELDS, f);
     Ok(Normalized {
         source: "s3-access".into(),
         time_ms: Some(time_ms),

@@ -1,0 +1,155 @@
+//! A JSON value kept as its compact text.
+
+use std::io::Write;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A JSON value held as the compact text serde_json renders for it (object members sorted by
+/// name): the form a segment stores, so a parser that writes it directly allocates once per
+/// record instead of once per member and name. Always one valid JSON value.
+///
+/// Serializes as the value itself (not as a string), so a record's `parsed` reads the same
+/// in the write-ahead log, snapshots and API output as when it was a [`Value`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+/// A member of an object built by [`JsonText::object`].
+#[derive(Debug, Clone, Copy)]
+pub enum Member<'a> {
+    Str(&'a str),
+    Int(i64),
+    Null,
+    Strs(&'a [&'a str]),
+}
+
+impl JsonText {
+    pub fn from_value(value: &Value) -> JsonText {
+        JsonText(value.to_string())
+    }
+
+    /// `text` if it is exactly one JSON value.
+    pub fn parse(text: String) -> Result<JsonText, serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+        Ok(JsonText(text))
+    }
+
+    /// The object of `members`, rendered as [`JsonText::from_value`] renders the same object:
+    /// members sorted by name, a repeated name keeping its last value. Sorts `members`.
+    pub fn object(members: &mut [(&str, Member<'_>)]) -> JsonText {
+        // Stable: among equal names the last one given stays last, and is the one kept.
+        members.sort_by(|a, b| a.0.cmp(b.0));
+        let bytes: usize = members
+            .iter()
+            .map(|(name, m)| {
+                name.len()
+                    + 6
+                    + match m {
+                        Member::Str(s) => s.len() + 2,
+                        Member::Int(_) => 20,
+                        Member::Null => 4,
+                        Member::Strs(list) => list.iter().map(|s| s.len() + 3).sum::<usize>() + 2,
+                    }
+            })
+            .sum();
+        let mut out = Vec::with_capacity(bytes + 2);
+        out.push(b'{');
+        let mut first = true;
+        for (i, (name, member)) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| next.0 == *name) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_str(&mut out, name);
+            out.push(b':');
+            match member {
+                Member::Str(s) => write_str(&mut out, s),
+                Member::Int(n) => write!(out, "{n}").expect("writing to a Vec cannot fail"),
+                Member::Null => out.extend_from_slice(b"null"),
+                Member::Strs(list) => {
+                    out.push(b'[');
+                    for (j, s) in list.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        write_str(&mut out, s);
+                    }
+                    out.push(b']');
+                }
+            }
+        }
+        out.push(b'}');
+        JsonText(String::from_utf8(out).expect("JSON rendered from str is UTF-8"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("JsonText holds one valid JSON value")
+    }
+}
+
+/// A JSON string literal, escaped exactly as serde_json escapes it everywhere else.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JsonText, D::Error> {
+        Value::deserialize(deserializer).map(|v| JsonText::from_value(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn object_renders_as_serde_json_renders_the_same_map() {
+        let extra = ["x\"1", "y\n"];
+        let mut members = [
+            ("b", Member::Str("tab\there")),
+            ("a", Member::Null),
+            ("é", Member::Str("ü\u{1}")),
+            ("extra", Member::Strs(&extra)),
+            ("b", Member::Str("last wins")),
+            ("A", Member::Str("\\")),
+            ("n", Member::Int(-42)),
+        ];
+        let built = JsonText::object(&mut members);
+        let value = json!({
+            "b": "last wins", "a": null, "é": "ü\u{1}", "extra": ["x\"1", "y\n"], "A": "\\",
+            "n": -42,
+        });
+        assert_eq!(built, JsonText::from_value(&value));
+        assert_eq!(built.to_value(), value);
+        assert_eq!(JsonText::object(&mut []).as_str(), "{}");
+    }
+
+    #[test]
+    fn parse_takes_one_value_only() {
+        assert!(JsonText::parse(r#"{"a":1}"#.into()).is_ok());
+        assert!(JsonText::parse(r#"{"a":1} x"#.into()).is_err());
+        assert!(JsonText::parse(r#"{"a":"#.into()).is_err());
+    }
+
+    #[test]
+    fn serializes_as_the_value_not_a_string() {
+        let t = JsonText::from_value(&json!({"k": [1, "v"]}));
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"k":[1,"v"]}"#);
+        let back: JsonText = serde_json::from_str(r#"{ "k" : [1, "v"] }"#).unwrap();
+        assert_eq!(back, t);
+    }
+}
