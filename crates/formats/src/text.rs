@@ -4,7 +4,7 @@
 //! Invariant: nothing here panics on any input; every malformed value comes back as `None` or
 //! an `Err(&'static str)` reason the caller turns into a [`crate::Rejection`].
 
-use trailvault_model::{JsonText, Member, Normalized};
+use trailvault_model::{JsonText, Normalized, ObjectLayout};
 
 use crate::{ParseOutput, ParsedRecord, Rejection};
 
@@ -327,27 +327,10 @@ pub(crate) fn url_decode(s: &str) -> String {
 
 /// The `parsed` object of a delimited text record: every field by its documented name, as
 /// written, with `-` as null. Values stay strings so ids with leading zeros survive. Values
-/// past the known names are left out; see [`fields_json_with_extra`].
-pub(crate) fn fields_json(names: &[&str], values: &[&str]) -> JsonText {
-    let mut members: Vec<(&str, Member<'_>)> = names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| (*name, opt(value).map_or(Member::Null, Member::Str)))
-        .collect();
-    JsonText::object(&mut members)
-}
-
-/// [`fields_json`], with values past the known names kept in order under `extra`.
-pub(crate) fn fields_json_with_extra(names: &[&str], values: &[&str]) -> JsonText {
-    let mut members: Vec<(&str, Member<'_>)> = names
-        .iter()
-        .zip(values)
-        .map(|(name, value)| (*name, opt(value).map_or(Member::Null, Member::Str)))
-        .collect();
-    if values.len() > names.len() {
-        members.push(("extra", Member::Strs(&values[names.len()..])));
-    }
-    JsonText::object(&mut members)
+/// past the named fields go under the layout's extra member, if it has one.
+pub(crate) fn fields_json(layout: &ObjectLayout, values: &[&str]) -> JsonText {
+    let extra = values.get(layout.name_count()..).unwrap_or_default();
+    layout.render(values.len(), |i| opt(values[i]), extra)
 }
 
 /// Builds a record from a whole line (raw is the line without its terminator).

@@ -69,16 +69,7 @@ impl JsonText {
                 Member::Str(s) => write_str(&mut out, s),
                 Member::Int(n) => write!(out, "{n}").expect("writing to a Vec cannot fail"),
                 Member::Null => out.extend_from_slice(b"null"),
-                Member::Strs(list) => {
-                    out.push(b'[');
-                    for (j, s) in list.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
-                        write_str(&mut out, s);
-                    }
-                    out.push(b']');
-                }
+                Member::Strs(list) => write_strs(&mut out, list),
             }
         }
         out.push(b'}');
@@ -92,6 +83,109 @@ impl JsonText {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).expect("JsonText holds one valid JSON value")
     }
+}
+
+/// How to render objects that always have the same member names, such as the fields of a
+/// line format: the names sorted and escaped once, so rendering a record writes its values
+/// only. Renders exactly what [`JsonText::object`] renders for the same members.
+#[derive(Debug, Clone)]
+pub struct ObjectLayout {
+    /// Output order: runs of equal names (in the order given, the extra member last), each
+    /// entry the index of its value (`usize::MAX` for the extra member) and its `"name":`.
+    entries: Vec<(usize, Vec<u8>)>,
+    /// `entries[runs[k]..runs[k + 1]]` share one name.
+    runs: Vec<usize>,
+    names: usize,
+}
+
+impl ObjectLayout {
+    pub fn new(names: &[&str]) -> ObjectLayout {
+        ObjectLayout::build(names, None)
+    }
+
+    /// With the values past `names`, when there are any, as an array of strings under
+    /// `extra_name` (set after the named fields, so it wins over a field of that name).
+    pub fn with_extra(names: &[&str], extra_name: &str) -> ObjectLayout {
+        ObjectLayout::build(names, Some(extra_name))
+    }
+
+    fn build(names: &[&str], extra_name: Option<&str>) -> ObjectLayout {
+        let mut order: Vec<(&str, usize)> = names.iter().copied().zip(0..).collect();
+        order.extend(extra_name.map(|n| (n, usize::MAX)));
+        order.sort_by(|a, b| a.0.cmp(b.0));
+        let mut runs = Vec::new();
+        let mut entries = Vec::with_capacity(order.len());
+        for (i, (name, index)) in order.iter().enumerate() {
+            if i == 0 || order[i - 1].0 != *name {
+                runs.push(i);
+            }
+            let mut key = Vec::with_capacity(name.len() + 3);
+            write_str(&mut key, name);
+            key.push(b':');
+            entries.push((*index, key));
+        }
+        runs.push(entries.len());
+        ObjectLayout {
+            entries,
+            runs,
+            names: names.len(),
+        }
+    }
+
+    /// How many named members the layout has.
+    pub fn name_count(&self) -> usize {
+        self.names
+    }
+
+    /// The object of the first `len` names, name `i` holding `value(i)` (`None`: null), and
+    /// `extra` under the extra member if the layout has one and `extra` is not empty.
+    pub fn render<'a>(
+        &self,
+        len: usize,
+        value: impl Fn(usize) -> Option<&'a str>,
+        extra: &[&str],
+    ) -> JsonText {
+        let present = |index: usize| match index {
+            usize::MAX => !extra.is_empty(),
+            i => i < len && i < self.names,
+        };
+        let mut out = Vec::with_capacity(self.entries.len() * 24);
+        out.push(b'{');
+        for run in self.runs.windows(2) {
+            // A repeated name keeps its last value present.
+            let Some((index, key)) = self.entries[run[0]..run[1]]
+                .iter()
+                .rev()
+                .find(|(index, _)| present(*index))
+            else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            match *index {
+                usize::MAX => write_strs(&mut out, extra),
+                i => match value(i) {
+                    Some(v) => write_str(&mut out, v),
+                    None => out.extend_from_slice(b"null"),
+                },
+            }
+        }
+        out.push(b'}');
+        JsonText(String::from_utf8(out).expect("JSON rendered from str is UTF-8"))
+    }
+}
+
+fn write_strs(out: &mut Vec<u8>, list: &[&str]) {
+    out.push(b'[');
+    for (j, s) in list.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_str(out, s);
+    }
+    out.push(b']');
 }
 
 /// A JSON string literal, escaped exactly as serde_json escapes it everywhere else.
@@ -151,5 +245,49 @@ mod tests {
         assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"k":[1,"v"]}"#);
         let back: JsonText = serde_json::from_str(r#"{ "k" : [1, "v"] }"#).unwrap();
         assert_eq!(back, t);
+    }
+
+    /// What a record's `parsed` was before: a map filled field by field, then `extra`.
+    fn inserted(names: &[&str], values: &[Option<&str>], extra: &[&str]) -> JsonText {
+        let mut map = serde_json::Map::new();
+        for (name, value) in names.iter().zip(values) {
+            map.insert((*name).to_owned(), value.map_or(Value::Null, |v| json!(v)));
+        }
+        if !extra.is_empty() {
+            map.insert("extra".to_owned(), json!(extra));
+        }
+        JsonText::from_value(&Value::Object(map))
+    }
+
+    #[test]
+    fn layout_renders_as_the_map_filled_field_by_field() {
+        let names = ["b", "a", "extra", "c\"q", "a", "é"];
+        let values = [
+            Some("1"),
+            None,
+            Some("x"),
+            Some("tab\t"),
+            Some("2"),
+            Some("ü"),
+        ];
+        let layout = ObjectLayout::with_extra(&names, "extra");
+        let plain = ObjectLayout::new(&names);
+        assert_eq!(layout.name_count(), 6);
+        for len in 0..=values.len() {
+            for extra in [&[][..], &["e1", "e\"2"][..]] {
+                let got = layout.render(len, |i| values[i], extra);
+                assert_eq!(
+                    got,
+                    inserted(&names[..len], &values[..len], extra),
+                    "{len} {extra:?}"
+                );
+                let got = plain.render(len, |i| values[i], extra);
+                assert_eq!(got, inserted(&names[..len], &values[..len], &[]), "{len}");
+            }
+        }
+        assert_eq!(
+            ObjectLayout::new(&[]).render(0, |_| None, &[]).as_str(),
+            "{}"
+        );
     }
 }

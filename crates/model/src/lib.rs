@@ -9,5 +9,5 @@ pub mod limits;
 mod normalized;
 
 pub use event::{event_id_digits, event_id_from_seq, seq_from_event_id, StoredEvent};
-pub use json_text::{JsonText, Member};
+pub use json_text::{JsonText, Member, ObjectLayout};
 pub use normalized::{Activity, Normalized, Outcome, Resource};

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use trailvault_model::{JsonText, Member, Normalized, Outcome};
+use trailvault_model::{Normalized, ObjectLayout, Outcome};
 
 use crate::activity_from_http_method;
 use crate::text::{
@@ -58,6 +58,7 @@ const FIELDS_MAX: usize = 256;
 
 struct Columns {
     names: Vec<String>,
+    layout: ObjectLayout,
     date: Option<usize>,
     time: Option<usize>,
     method: Option<usize>,
@@ -76,7 +77,9 @@ struct Columns {
 impl Columns {
     fn new(names: Vec<String>) -> Columns {
         let pos = |n: &str| names.iter().position(|x| x == n);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         Columns {
+            layout: ObjectLayout::new(&refs),
             date: pos("date"),
             time: pos("time"),
             method: pos("cs-method"),
@@ -189,16 +192,9 @@ fn record(
             })
         })
         .collect();
-    let mut members: Vec<(&str, Member<'_>)> = c
-        .names
-        .iter()
-        .zip(&decoded)
-        .map(|(name, value)| {
-            let member = value.as_deref().map_or(Member::Null, Member::Str);
-            (name.as_str(), member)
-        })
-        .collect();
-    let parsed = JsonText::object(&mut members);
+    let parsed = c
+        .layout
+        .render(decoded.len(), |i| decoded[i].as_deref(), &[]);
     let bytes = match (
         get(c.sc_bytes).and_then(opt_i64),
         get(c.cs_bytes).and_then(opt_i64),

@@ -6,12 +6,14 @@
 //! accepted down to a per-type minimum; extra trailing fields (future additions) are kept in
 //! `parsed.extra`.
 
-use trailvault_model::{Normalized, Outcome, Resource};
+use std::sync::OnceLock;
+
+use trailvault_model::{Normalized, ObjectLayout, Outcome, Resource};
 
 use crate::activity_from_http_method;
 use crate::text::{
-    fields_json_with_extra, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
-    parse_iso8601_ms, reject_line, split_fields, split_host_port,
+    fields_json, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string, parse_iso8601_ms,
+    reject_line, split_fields, split_host_port,
 };
 use crate::ParseOutput;
 
@@ -149,6 +151,21 @@ pub fn parse_nlb(input: &[u8]) -> ParseOutput {
     parse_lines(input, normalize_nlb)
 }
 
+fn classic_layout() -> &'static ObjectLayout {
+    static LAYOUT: OnceLock<ObjectLayout> = OnceLock::new();
+    LAYOUT.get_or_init(|| ObjectLayout::with_extra(&CLASSIC_FIELDS, "extra"))
+}
+
+fn alb_layout() -> &'static ObjectLayout {
+    static LAYOUT: OnceLock<ObjectLayout> = OnceLock::new();
+    LAYOUT.get_or_init(|| ObjectLayout::with_extra(&ALB_FIELDS, "extra"))
+}
+
+fn nlb_layout() -> &'static ObjectLayout {
+    static LAYOUT: OnceLock<ObjectLayout> = OnceLock::new();
+    LAYOUT.get_or_init(|| ObjectLayout::with_extra(&NLB_FIELDS, "extra"))
+}
+
 fn time(field: &str) -> Result<i64, String> {
     parse_iso8601_ms(field).ok_or_else(|| format!("time {field:?} is not an ISO-8601 time"))
 }
@@ -228,7 +245,7 @@ fn normalize_classic(f: &[&str]) -> Result<Normalized, String> {
         outcome: Some(outcome_of(elb_status)),
         bytes: total_bytes(f[9], f[10]),
         duration_ms: processing_ms(&f[4..7]),
-        parsed: Some(fields_json_with_extra(&CLASSIC_FIELDS, f)),
+        parsed: Some(fields_json(classic_layout(), f)),
         ..Normalized::default()
     })
 }
@@ -275,7 +292,7 @@ fn normalize_alb(f: &[&str]) -> Result<Normalized, String> {
         source_event_id: opt_string(f[17]),
         bytes: total_bytes(f[10], f[11]),
         duration_ms: processing_ms(&f[5..8]),
-        parsed: Some(fields_json_with_extra(&ALB_FIELDS, f)),
+        parsed: Some(fields_json(alb_layout(), f)),
         ..Normalized::default()
     })
 }
@@ -319,7 +336,7 @@ fn normalize_nlb(f: &[&str]) -> Result<Normalized, String> {
         error_code: opt_string(f[11]),
         bytes: total_bytes(f[9], f[10]),
         duration_ms: opt_f64(f[7]),
-        parsed: Some(fields_json_with_extra(&NLB_FIELDS, f)),
+        parsed: Some(fields_json(nlb_layout(), f)),
         ..Normalized::default()
     })
 }

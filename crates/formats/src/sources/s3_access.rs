@@ -5,11 +5,13 @@
 //! 17 every log has ever carried, through the user agent) and with more (future fields, kept in
 //! `parsed.extra`) are accepted.
 
-use trailvault_model::{Activity, Normalized, Outcome, Resource};
+use std::sync::OnceLock;
+
+use trailvault_model::{Activity, Normalized, ObjectLayout, Outcome, Resource};
 
 use crate::activity_from_http_method;
 use crate::text::{
-    fields_json_with_extra, is_ip, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
+    fields_json, is_ip, line_record, line_str, lines, opt, opt_f64, opt_i64, opt_string,
     parse_clf_time_ms, reject_line, split_fields, url_decode,
 };
 use crate::ParseOutput;
@@ -118,7 +120,11 @@ fn normalize(f: &[&str]) -> Result<Normalized, String> {
             });
         }
     }
-    let parsed = fields_json_with_extra(&FIELDS, f);
+    static LAYOUT: OnceLock<ObjectLayout> = OnceLock::new();
+    let parsed = fields_json(
+        LAYOUT.get_or_init(|| ObjectLayout::with_extra(&FIELDS, "extra")),
+        f,
+    );
     Ok(Normalized {
         source: "s3-access".into(),
         time_ms: Some(time_ms),

@@ -6,7 +6,7 @@
 //! value count differs from the header's field count is rejected. NODATA and SKIPDATA lines are
 //! records (their outcome is unknown).
 
-use trailvault_model::{Normalized, Outcome, Resource};
+use trailvault_model::{Normalized, ObjectLayout, Outcome, Resource};
 
 use crate::text::{
     fields_json, line_record, line_str, lines, opt, opt_i64, reject_line, split_host_port, Line,
@@ -128,7 +128,7 @@ fn is_header(line: &str) -> bool {
 
 pub fn parse(input: &[u8]) -> ParseOutput {
     let mut out = ParseOutput::default();
-    let mut names: Vec<String> = DEFAULT_FIELDS.iter().map(|s| (*s).to_owned()).collect();
+    let mut header = Header::new(DEFAULT_FIELDS.iter().map(|s| (*s).to_owned()).collect());
     let mut values = Vec::with_capacity(64);
     for line in lines(input) {
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
@@ -143,45 +143,92 @@ pub fn parse(input: &[u8]) -> ParseOutput {
             }
         };
         if is_header(s) {
-            let header: Vec<String> = s.split_ascii_whitespace().map(str::to_owned).collect();
-            if header.len() > FIELDS_MAX {
+            let names: Vec<String> = s.split_ascii_whitespace().map(str::to_owned).collect();
+            if names.len() > FIELDS_MAX {
                 reject_line(
                     &mut out,
                     &line,
                     format!(
                         "flow log header names {} fields, more than {FIELDS_MAX}",
-                        header.len()
+                        names.len()
                     ),
                 );
                 continue;
             }
-            names = header;
+            header = Header::new(names);
             out.skipped += 1;
             continue;
         }
         values.clear();
         values.extend(s.split_ascii_whitespace());
-        record(&mut out, &line, s, &names, &values);
+        record(&mut out, &line, s, &header, &values);
     }
     out
 }
 
-fn record(out: &mut ParseOutput, line: &Line<'_>, s: &str, names: &[String], v: &[&str]) {
-    if v.len() != names.len() {
+/// The fields of the records after a header line: their names, where each field the
+/// normalizer reads sits (found once per header, not once per record), and how `parsed` is
+/// rendered.
+struct Header {
+    names: Vec<String>,
+    layout: ObjectLayout,
+    start: Option<usize>,
+    end: Option<usize>,
+    action: Option<usize>,
+    srcaddr: Option<usize>,
+    dstaddr: Option<usize>,
+    srcport: Option<usize>,
+    dstport: Option<usize>,
+    account: Option<usize>,
+    region: Option<usize>,
+    reject_reason: Option<usize>,
+    bytes: Option<usize>,
+    /// The [`RESOURCE_FIELDS`] present, in that order: position and resource type.
+    resources: Vec<(usize, &'static str)>,
+}
+
+impl Header {
+    fn new(names: Vec<String>) -> Header {
+        let pos = |n: &str| names.iter().position(|x| x == n);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        Header {
+            layout: ObjectLayout::new(&refs),
+            start: pos("start"),
+            end: pos("end"),
+            action: pos("action"),
+            srcaddr: pos("srcaddr"),
+            dstaddr: pos("dstaddr"),
+            srcport: pos("srcport"),
+            dstport: pos("dstport"),
+            account: pos("account-id"),
+            region: pos("region"),
+            reject_reason: pos("reject-reason"),
+            bytes: pos("bytes"),
+            resources: RESOURCE_FIELDS
+                .iter()
+                .filter_map(|(field, kind)| pos(field).map(|i| (i, *kind)))
+                .collect(),
+            names,
+        }
+    }
+}
+
+fn record(out: &mut ParseOutput, line: &Line<'_>, s: &str, h: &Header, v: &[&str]) {
+    if v.len() != h.names.len() {
         reject_line(
             out,
             line,
             format!(
                 "flow log line has {} values, the header names {} fields",
                 v.len(),
-                names.len()
+                h.names.len()
             ),
         );
         return;
     }
-    let get = |name: &str| names.iter().position(|n| n == name).and_then(|i| opt(v[i]));
-    let start = get("start").and_then(opt_i64);
-    let end = get("end").and_then(opt_i64);
+    let get = |at: Option<usize>| at.and_then(|i| opt(v[i]));
+    let start = get(h.start).and_then(opt_i64);
+    let end = get(h.end).and_then(opt_i64);
     let time_ms = match start.or(end) {
         Some(t) => t.saturating_mul(1000),
         None => {
@@ -189,43 +236,43 @@ fn record(out: &mut ParseOutput, line: &Line<'_>, s: &str, names: &[String], v: 
             return;
         }
     };
-    let action = get("action");
-    let (src_ip, _) = split_host_port(get("srcaddr").unwrap_or("-"));
-    let (dst_ip, _) = split_host_port(get("dstaddr").unwrap_or("-"));
-    let resources = RESOURCE_FIELDS
+    let action = get(h.action);
+    let (src_ip, _) = split_host_port(get(h.srcaddr).unwrap_or("-"));
+    let (dst_ip, _) = split_host_port(get(h.dstaddr).unwrap_or("-"));
+    let resources = h
+        .resources
         .iter()
-        .filter_map(|(field, kind)| {
-            get(field).map(|id| Resource {
+        .filter_map(|(at, kind)| {
+            opt(v[*at]).map(|id| Resource {
                 id: Some(id.to_owned()),
                 kind: Some((*kind).to_owned()),
                 owner_account: None,
             })
         })
         .collect();
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let n = Normalized {
         source: "vpc-flow".into(),
         time_ms: Some(time_ms),
-        account: get("account-id").map(str::to_owned),
-        region: get("region").map(str::to_owned),
+        account: get(h.account).map(str::to_owned),
+        region: get(h.region).map(str::to_owned),
         service: Some("ec2.amazonaws.com".into()),
         action: action.map(str::to_owned),
         src_ip,
-        src_port: get("srcport").and_then(|p| p.parse().ok()),
+        src_port: get(h.srcport).and_then(|p| p.parse().ok()),
         dst_ip,
-        dst_port: get("dstport").and_then(|p| p.parse().ok()),
+        dst_port: get(h.dstport).and_then(|p| p.parse().ok()),
         resources,
         outcome: Some(match action {
             Some("ACCEPT") => Outcome::Success,
             Some("REJECT") => Outcome::Failure,
             _ => Outcome::Unknown,
         }),
-        error_code: get("reject-reason").map(str::to_owned),
-        bytes: get("bytes").and_then(opt_i64),
+        error_code: get(h.reject_reason).map(str::to_owned),
+        bytes: get(h.bytes).and_then(opt_i64),
         duration_ms: start
             .zip(end)
             .map(|(s, e)| e.saturating_sub(s).max(0) as f64 * 1000.0),
-        parsed: Some(fields_json(&name_refs, v)),
+        parsed: Some(fields_json(&h.layout, v)),
         ..Normalized::default()
     };
     out.records.push(line_record(line, s, n));
