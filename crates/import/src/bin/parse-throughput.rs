@@ -1,7 +1,8 @@
 //! Parse + normalize throughput per format, single-threaded (so the figure is per core):
-//! `parse-throughput [FIXTURES_DIR] [--mb 50]`. Each sample is repeated until about `--mb`
-//! megabytes were parsed; the median of 5 runs is printed as MB/s. Runs with the allocator
-//! `trailvault` itself uses.
+//! `parse-throughput [FIXTURES_DIR] [--samples DIR] [--mb 50]`. CloudTrail is generated; the
+//! other formats repeat a valid sample, from the shared fixtures where they have one, else from
+//! the formats crate's own test samples, until about `--mb` megabytes were parsed. The median
+//! of 5 runs is printed as MB/s. Runs with the allocator `trailvault` itself uses.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,9 +19,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     /// The shared fixtures directory (samples of the other formats).
     fixtures: Option<PathBuf>,
+    /// The formats crate's test samples, for the formats the shared fixtures lack.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../formats/tests/data"))]
+    samples: PathBuf,
     /// Megabytes parsed per run.
     #[arg(long, default_value_t = 50)]
     mb: u64,
+}
+
+/// Which lines of a sample are kept once, at the start, instead of being repeated.
+#[derive(Clone, Copy)]
+enum Head {
+    None,
+    /// Lines that start with `#` or name flow log fields (W3C and flow log headers).
+    Marked,
+    /// The first line (a CSV header).
+    FirstLine,
 }
 
 /// Repeats the valid sample's records until the input is about `target` bytes.
@@ -43,10 +57,12 @@ fn measure(format: Format, input: &[u8]) -> (f64, u64) {
         let out = parse(format, input);
         let secs = t.elapsed().as_secs_f64();
         records = out.records.len() as u64;
-        assert!(
-            out.rejections.is_empty(),
-            "{format}: the benchmark input must be valid"
-        );
+        if let Some(r) = out.rejections.first() {
+            panic!(
+                "{format}: the benchmark input must be valid; byte {}: {}",
+                r.offset, r.reason
+            );
+        }
         rates.push(input.len() as f64 / 1e6 / secs);
     }
     rates.sort_by(f64::total_cmp);
@@ -79,66 +95,111 @@ fn main() -> anyhow::Result<()> {
         ct.push_str(&more[12..]);
     }
     inputs.push((Format::Cloudtrail, "synthetic".into(), ct.into_bytes()));
-    if let Some(dir) = &a.fixtures {
-        // Line formats: a valid sample repeated (headers kept only where the format needs one).
-        let samples: &[(Format, &str, bool)] = &[
-            (
-                Format::S3Access,
-                "s3-access/stream/valid_log_multi.log",
-                false,
-            ),
-            (Format::Alb, "elb/alb_al_valid_logs.log", false),
-            (Format::ElbClassic, "elb/clb_al_valid_logs.log", false),
-            (Format::Nlb, "elb/nlb_al_valid_logs.log", false),
-            (
-                Format::VpcFlow,
-                "vpc-flow/valid_vpc_flow_log_multi.log",
-                true,
-            ),
-            (
-                Format::Cloudfront,
-                "cloudfront/E2EXAMPLE1ABCD.2024-03-11-14.a1b2c3d4",
-                true,
-            ),
-            (Format::Waf, "waf/valid_log_multi.json", false),
-            (
-                Format::NetworkFirewall,
-                "network-firewall/stream/alert_log_multi.json",
-                false,
-            ),
-            (
-                Format::RedshiftConnection,
-                "redshift/connectionlog.log",
-                false,
-            ),
-            (Format::RedshiftUser, "redshift/userlog.log", false),
-            (
-                Format::RedshiftActivity,
-                "redshift/useractivitylog.log",
-                false,
-            ),
-        ];
-        for (format, rel, header) in samples {
-            let path = dir.join(rel);
-            let Ok(bytes) = std::fs::read(&path) else {
-                eprintln!("skipping {}: not found", path.display());
-                continue;
-            };
-            let input = if *header {
+    // Line formats: a valid sample repeated (headers kept once where the format needs one).
+    let fixtures: &[(Format, &str, Head)] = &[
+        (
+            Format::S3Access,
+            "s3-access/stream/valid_log_multi.log",
+            Head::None,
+        ),
+        (Format::Alb, "elb/alb_al_valid_logs.log", Head::None),
+        (Format::ElbClassic, "elb/clb_al_valid_logs.log", Head::None),
+        (Format::Nlb, "elb/nlb_al_valid_logs.log", Head::None),
+        (
+            Format::VpcFlow,
+            "vpc-flow/valid_vpc_flow_log_multi.log",
+            Head::Marked,
+        ),
+        (
+            Format::Cloudfront,
+            "cloudfront/E2EXAMPLE1ABCD.2024-03-11-14.a1b2c3d4",
+            Head::Marked,
+        ),
+        (Format::Waf, "waf/valid_log_multi.json", Head::None),
+        (
+            Format::NetworkFirewall,
+            "network-firewall/stream/alert_log_multi.json",
+            Head::None,
+        ),
+        (
+            Format::RedshiftConnection,
+            "redshift/connectionlog.log",
+            Head::None,
+        ),
+        (Format::RedshiftUser, "redshift/userlog.log", Head::None),
+        (
+            Format::RedshiftActivity,
+            "redshift/useractivitylog.log",
+            Head::None,
+        ),
+    ];
+    let own: &[(Format, &str, Head)] = &[
+        (
+            Format::ApacheCombined,
+            "apache-combined/access.log",
+            Head::None,
+        ),
+        (Format::Iis, "iis/u_ex240311.log", Head::None),
+        (Format::Syslog, "syslog/rfc3164.log", Head::None),
+        (Format::Syslog, "syslog/rfc5424.log", Head::None),
+        (
+            Format::WindowsEvent,
+            "windows-event/winlogbeat.ndjson",
+            Head::None,
+        ),
+        (
+            Format::RdsMysqlAudit,
+            "rds-mysql-audit/mariadb.log",
+            Head::None,
+        ),
+        (
+            Format::RdsMysqlAudit,
+            "rds-mysql-audit/aurora.log",
+            Head::None,
+        ),
+        (
+            Format::RdsPostgresAudit,
+            "rds-postgres-audit/pgaudit.log",
+            Head::None,
+        ),
+        (Format::Cur, "cur/cur2.csv", Head::FirstLine),
+        (Format::JsonLines, "json-lines/mixed.jsonl", Head::None),
+        (Format::Plain, "plain/lines.txt", Head::None),
+    ];
+    let sources = a
+        .fixtures
+        .iter()
+        .flat_map(|dir| fixtures.iter().map(move |s| (dir, s)))
+        .chain(own.iter().map(|s| (&a.samples, s)));
+    for (dir, (format, rel, head)) in sources {
+        let path = dir.join(rel);
+        let Ok(bytes) = std::fs::read(&path) else {
+            eprintln!("skipping {}: not found", path.display());
+            continue;
+        };
+        let input = match head {
+            Head::None => inflate(&bytes, target),
+            Head::Marked | Head::FirstLine => {
                 // Keep the header lines once, repeat the records.
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let (head, body): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| {
-                    l.starts_with('#') || l.starts_with("version ") || l.starts_with("account-id")
-                });
-                let mut out = head.join("\n").into_bytes();
+                let (head_lines, body): (Vec<&str>, Vec<&str>) = match head {
+                    Head::FirstLine => {
+                        let mut lines = text.lines();
+                        (lines.next().into_iter().collect(), lines.collect())
+                    }
+                    _ => text.lines().partition(|l| {
+                        l.starts_with('#')
+                            || l.starts_with("version ")
+                            || l.starts_with("account-id")
+                    }),
+                };
+                let mut out = head_lines.join("\n").into_bytes();
                 out.push(b'\n');
                 out.extend(inflate(body.join("\n").as_bytes(), target));
                 out
-            } else {
-                inflate(&bytes, target)
-            };
-            inputs.push((*format, rel.to_string(), input));
-        }
+            }
+        };
+        inputs.push((*format, rel.to_string(), input));
     }
     println!("| format | sample | input MB | records | MB/s per core (median of 5) |");
     println!("|---|---|---:|---:|---:|");
