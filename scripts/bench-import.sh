@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Import benchmark: a seeded synthetic CloudTrail tree (gzip'd, AWSLogs layout), imported end
 # to end into a fresh embedded vault by the release build, side by side with DuckDB's read_json
-# over the same files (counting; writing zstd Parquet; loading a DuckDB table) and `zcat >
-# /dev/null` (the decompression floor). Prints a table of
-# medians. Usage: scripts/bench-import.sh [MB of CloudTrail JSON, default 1024] [runs, default 3]
+# over the same files (counting; writing zstd Parquet; loading a DuckDB table) and
+# `zcat > /dev/null` (the decompression floor). Prints a table of medians.
+# Usage: scripts/bench-import.sh [MB of CloudTrail JSON, default 1024] [runs, default 3]
 # Environment: BENCH_DIR (where the tree and vaults go; default a directory under
 # ${TMPDIR:-/tmp}), JOBS (import --jobs; default: all cores).
 set -euo pipefail

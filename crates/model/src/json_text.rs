@@ -39,41 +39,17 @@ impl JsonText {
     pub fn object(members: &mut [(&str, Member<'_>)]) -> JsonText {
         // Stable: among equal names the last one given stays last, and is the one kept.
         members.sort_by(|a, b| a.0.cmp(b.0));
-        let bytes: usize = members
-            .iter()
-            .map(|(name, m)| {
-                name.len()
-                    + 6
-                    + match m {
-                        Member::Str(s) => s.len() + 2,
-                        Member::Int(_) => 20,
-                        Member::Null => 4,
-                        Member::Strs(list) => list.iter().map(|s| s.len() + 3).sum::<usize>() + 2,
-                    }
-            })
-            .sum();
-        let mut out = Vec::with_capacity(bytes + 2);
-        out.push(b'{');
-        let mut first = true;
+        let mut out = start_object(members.len());
         for (i, (name, member)) in members.iter().enumerate() {
             if members.get(i + 1).is_some_and(|next| next.0 == *name) {
                 continue;
             }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
+            separate(&mut out);
             write_str(&mut out, name);
             out.push(b':');
-            match member {
-                Member::Str(s) => write_str(&mut out, s),
-                Member::Int(n) => write!(out, "{n}").expect("writing to a Vec cannot fail"),
-                Member::Null => out.extend_from_slice(b"null"),
-                Member::Strs(list) => write_strs(&mut out, list),
-            }
+            write_member(&mut out, *member);
         }
-        out.push(b'}');
-        JsonText(String::from_utf8(out).expect("JSON rendered from str is UTF-8"))
+        end_object(out)
     }
 
     pub fn as_str(&self) -> &str {
@@ -149,8 +125,7 @@ impl ObjectLayout {
             usize::MAX => !extra.is_empty(),
             i => i < len && i < self.names,
         };
-        let mut out = Vec::with_capacity(self.entries.len() * 24);
-        out.push(b'{');
+        let mut out = start_object(self.entries.len());
         for run in self.runs.windows(2) {
             // A repeated name keeps its last value present.
             let Some((index, key)) = self.entries[run[0]..run[1]]
@@ -160,21 +135,44 @@ impl ObjectLayout {
             else {
                 continue;
             };
-            if out.len() > 1 {
-                out.push(b',');
-            }
+            separate(&mut out);
             out.extend_from_slice(key);
-            match *index {
-                usize::MAX => write_strs(&mut out, extra),
-                i => match value(i) {
-                    Some(v) => write_str(&mut out, v),
-                    None => out.extend_from_slice(b"null"),
-                },
-            }
+            let member = match *index {
+                usize::MAX => Member::Strs(extra),
+                i => value(i).map_or(Member::Null, Member::Str),
+            };
+            write_member(&mut out, member);
         }
-        out.push(b'}');
-        JsonText(String::from_utf8(out).expect("JSON rendered from str is UTF-8"))
+        end_object(out)
     }
+}
+
+/// An object's opening brace, in a buffer sized for `members` typical members.
+fn start_object(members: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + members * 24);
+    out.push(b'{');
+    out
+}
+
+/// The comma before every member but the first.
+fn separate(out: &mut Vec<u8>) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+}
+
+fn write_member(out: &mut Vec<u8>, member: Member<'_>) {
+    match member {
+        Member::Str(s) => write_str(out, s),
+        Member::Int(n) => write!(out, "{n}").expect("writing to a Vec cannot fail"),
+        Member::Null => out.extend_from_slice(b"null"),
+        Member::Strs(list) => write_strs(out, list),
+    }
+}
+
+fn end_object(mut out: Vec<u8>) -> JsonText {
+    out.push(b'}');
+    JsonText(String::from_utf8(out).expect("JSON rendered from str is UTF-8"))
 }
 
 fn write_strs(out: &mut Vec<u8>, list: &[&str]) {
